@@ -1,0 +1,140 @@
+"""Where trials execute. A backend maps the one job function over jobs and yields results as they
+finish; the parent alone writes the store. `local` is a process pool (or inline with one job);
+a Ray backend implements the same two methods without touching any probe."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .probe import Context, Contender, Probe, UsageError, task_rng
+from .store import TrialSpec
+
+Outcome = tuple[str, dict[str, float] | None, str | None, float]  # key, metrics, error, wall time
+
+
+@dataclass(frozen=True)
+class Job:
+    """Seeds of one (limit, contender, knob) run together (a batched contender trains them at once)."""
+
+    specs: tuple[TrialSpec, ...]
+    profile: Any
+    device: str
+    challenger: Contender | None = None  # user contenders travel with the job; probes by id
+
+    @property
+    def label(self) -> str:
+        s = self.specs[0]
+        return f"{s.limit_id} · {s.contender} · {s.knob}"
+
+
+def _check_metrics(probe: Probe, metrics: Any) -> str | None:
+    """None when the contender's output is a dict of finite numbers in range, else the problem."""
+    if not isinstance(metrics, dict) or not metrics:
+        return f"contender returned {type(metrics).__name__}, expected a dict of metrics"
+    known = {m.name: m for m in probe.metrics}
+    for name, value in metrics.items():
+        if name not in known:
+            return f"unknown metric {name!r} (declared: {', '.join(known)})"
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return f"metric {name} is not a number: {value!r}"
+        if not math.isfinite(value):
+            return f"metric {name} is {value}"
+        if not known[name].lo <= value <= known[name].hi:
+            return f"metric {name}={value:g} outside its range [{known[name].lo}, {known[name].hi}]"
+    return None
+
+
+def execute_job(job: Job, probe: Probe | None = None) -> list[Outcome]:
+    """Run one job; never raises: an error becomes a failed trial with its text."""
+    from . import registry
+
+    start = time.perf_counter()
+    specs = job.specs
+    try:
+        probe = probe or registry.get(specs[0].limit_id)
+        contender = job.challenger or probe.contender(specs[0].contender)
+        knob = specs[0].knob
+        tasks = [probe.make_task(knob, task_rng(probe.id, knob, s.seed), job.profile) for s in specs]
+        ctxs = [Context(probe.id, contender.name, knob, s.seed, job.profile, job.device) for s in specs]
+        if contender.batched:
+            results = list(contender.fn(tasks, ctxs))
+            if len(results) != len(specs):
+                raise ValueError(f"batched contender returned {len(results)} results for {len(specs)} seeds")
+        else:
+            results = [contender.fn(t, c) for t, c in zip(tasks, ctxs)]
+    except Exception as exc:  # noqa: BLE001 - a failing method is a result, recorded with its text
+        wall = (time.perf_counter() - start) / len(specs)
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        error = f"{type(exc).__name__}: {exc} ({os.path.basename(last.filename)}:{last.lineno})"
+        return [(s.key, None, error, wall) for s in specs]
+    wall = (time.perf_counter() - start) / len(specs)
+    out: list[Outcome] = []
+    for spec, metrics in zip(specs, results):
+        problem = _check_metrics(probe, metrics)
+        clean = None if problem else {k: float(v) for k, v in metrics.items()}
+        out.append((spec.key, clean, problem, wall))
+    return out
+
+
+class Backend(Protocol):
+    def run(self, jobs: list[Job], probes: dict[str, Probe]) -> Iterator[tuple[Job, list[Outcome]]]: ...
+
+    def close(self) -> None: ...
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class LocalBackend:
+    """A process pool on this machine; with one worker, jobs run inline (easy to debug)."""
+
+    def __init__(self, jobs: int | None = None) -> None:
+        cores = os.cpu_count() or 1
+        self.workers = max(1, jobs or cores)
+        self.threads = max(1, cores // self.workers)
+
+    def run(self, jobs: list[Job], probes: dict[str, Probe]) -> Iterator[tuple[Job, list[Outcome]]]:
+        if self.workers == 1 or len(jobs) == 1 or any(j.challenger for j in jobs):
+            for job in jobs:
+                yield job, execute_job(job, probes.get(job.specs[0].limit_id))
+            return
+        ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(self.threads,)) as pool:
+            pending = {pool.submit(execute_job, job): job for job in jobs}
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield pending.pop(fut), fut.result()
+            except BrokenProcessPool:
+                raise RuntimeError("a worker process died (out of memory?); finished trials are kept, "
+                                   "run the same command again to resume") from None
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+    def close(self) -> None:
+        pass
+
+
+def make_backend(name: str, jobs: int | None = None, address: str | None = None) -> Backend:
+    if name == "local":
+        return LocalBackend(jobs)
+    if name == "ray":
+        raise UsageError("the ray backend is not available yet (planned); use --backend local")
+    raise UsageError(f"unknown backend {name!r}; choose local or ray")

@@ -1,0 +1,114 @@
+"""Batched training: many small torch models (one per seed) trained at once.
+
+Models here are small, so Python overhead dominates a per-seed loop. `Ensemble` stacks the
+members' parameters with `torch.func.stack_module_state` and runs them with `vmap` over
+`functional_call`, so one optimizer step updates every member. Members never mix: each has its own
+init, its own data stream and its own loss, so a seed's result does not depend on its batch-mates
+(up to floating-point summation order). Measured in `benchmarks/batched_vs_loop.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+def seeded(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model with its own init: the same seed gives the same weights wherever it runs."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return factory()
+    finally:
+        torch.random.set_rng_state(state)
+
+
+class Ensemble(nn.Module):
+    """E copies of one architecture with stacked parameters; forward takes inputs shaped [E, B, ...]."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        params, buffers = stack_module_state(list(members))
+        self.size = len(members)
+        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v) for k, v in params.items()})
+        self._names = {k.replace(".", "__"): k for k in params}
+        for k, v in buffers.items():
+            self.register_buffer(k.replace(".", "__"), v)
+        self._buffer_names = {k.replace(".", "__"): k for k in buffers}
+        # only the structure is used; kept out of the module tree so .to(device) leaves it alone
+        self.__dict__["base"] = copy.deepcopy(members[0]).to("meta")
+
+        def one(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.base, (p, b), (x,))
+
+        self._forward = vmap(one)
+
+    def stacked(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        params = {self._names[k]: v for k, v in self.params.items()}
+        buffers = {n: getattr(self, k) for k, n in self._buffer_names.items()}
+        return params, buffers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params, buffers = self.stacked()
+        return self._forward(params, buffers, x)
+
+    def member(self, i: int) -> nn.Module:
+        """A plain module holding member i's current weights (for evaluation, attribution...)."""
+        params, buffers = self.stacked()
+        model = copy.deepcopy(self.base).to_empty(device=next(iter(params.values())).device)
+        state = {k: v[i].detach().clone() for k, v in {**params, **buffers}.items()}
+        model.load_state_dict(state)
+        return model
+
+
+def make_optimizer(params: Sequence[torch.Tensor], name: str, lr: float) -> torch.optim.Optimizer:
+    """SGD and Adam update each element on its own, so stacked members stay independent."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, foreach=True)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+
+
+def train(ensemble: Ensemble, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int, lr: float,
+          optimizer: str = "sgd", on_step: Callable[[int], None] | None = None) -> None:
+    """Train every member for `steps` steps.
+
+    `batches(step)` returns (x [E, B, ...], y [E, B, ...]); `loss_fn(out, y)` returns the per-member
+    loss [E]. The members' losses are summed, so each member's gradient is its own.
+    """
+    opt = make_optimizer(list(ensemble.parameters()), optimizer, lr)
+    for step in range(steps):
+        x, y = batches(step)
+        loss = loss_fn(ensemble(x), y).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_step is not None:
+            on_step(step)
+
+
+def chunked(makers: Sequence[Callable[[int], tuple[torch.Tensor, torch.Tensor]]], chunk: int = 200
+            ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+    """Per-member data streams, drawn `chunk` steps at a time.
+
+    `makers[i](n)` returns (x [n, B, ...], y [n, B, ...]) from member i's own generator; drawing in
+    chunks costs one call per member per `chunk` steps instead of one per step.
+    """
+    cache: dict[str, torch.Tensor] = {}
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = step % chunk
+        if i == 0 or "x" not in cache:
+            xs, ys = zip(*(make(chunk) for make in makers))
+            cache["x"], cache["y"] = torch.stack(xs, 1), torch.stack(ys, 1)  # [chunk, E, B, ...]
+        return cache["x"][i], cache["y"][i]
+
+    return batches

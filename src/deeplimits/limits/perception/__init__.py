@@ -1,0 +1,1 @@
+"""Perception family: vision failures (same-different, adversarial, fooling, transforms, shortcuts, data hunger)."""

@@ -1,0 +1,73 @@
+"""Verdicts from the store alone (no re-running): what `report` and `export` read."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .probe import Probe, Profile
+from .runner import scores_of
+from .stats import Verdict, decide
+from .store import Store, TrialRecord
+
+
+@dataclass
+class LimitResult:
+    """One registered limit's latest results: None profile/verdict when it has not been run."""
+
+    probe: Probe
+    profile: Profile | None
+    verdict: Verdict | None
+    records: list[TrialRecord]
+
+    @property
+    def wall_time(self) -> float:
+        return sum(r.wall_time for r in self.records)
+
+    @property
+    def failed(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.status != "ok"]
+
+
+def latest_profile(probe: Probe, records: list[TrialRecord]) -> tuple[Profile, list[TrialRecord]] | None:
+    """The most recently run profile of this probe version, rebuilt from the stored parameters,
+    with the knob values and seeds that were actually stored."""
+    names = {c.name for c in probe.contenders}
+    mine = [r for r in records if r.version == probe.version and (r.contender in names or r.role == "challenger")]
+    if not mine:
+        return None
+    newest = max(mine, key=lambda r: r.finished)
+    group = [r for r in mine if r.profile == newest.profile and r.params == newest.params]
+    base = probe.profiles.get(newest.profile) or probe.profile("quick")
+    fields = {f.name for f in dataclasses.fields(base)}
+    params: dict[str, Any] = {k: v for k, v in newest.params.items() if k in fields}
+    knobs = tuple(probe.knob.order(list({r.knob for r in group})))
+    profile = dataclasses.replace(base, **params, knob=knobs, seeds=max(r.seed for r in group) + 1)
+    return profile, group
+
+
+def load(out: str | Path, ids: list[str] | None = None) -> list[LimitResult]:
+    """Every registered limit (or the named ones) with its latest stored verdict."""
+    probes = registry.select(ids)
+    results = []
+    with Store(out, create=False) as store:
+        for probe in probes:
+            found = latest_profile(probe, list(store.records(probe.id)))
+            if found is None:
+                results.append(LimitResult(probe, None, None, []))
+                continue
+            profile, group = found
+            challengers = {r.contender for r in group if r.role == "challenger"}
+            judged = probe.with_contenders(*[_placeholder(name) for name in sorted(challengers)])
+            results.append(LimitResult(probe, profile, decide(judged, profile, scores_of(group)), group))
+    return results
+
+
+def _placeholder(name: str) -> Any:
+    """A stored challenger's name for the verdict rules (its function is not needed to judge it)."""
+    from .probe import Contender
+
+    return Contender(name, "challenger", lambda *a: None)
