@@ -10,8 +10,20 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .probe import (Context, Contender, Control, Gap, Knob, Metric, Probe, Profile, Ratio,  # noqa: E402
-                    Reference, Threshold, UsageError)
+from .probe import (  # noqa: E402
+                    Contender,
+                    Context,
+                    Control,
+                    Gap,
+                    Knob,
+                    Metric,
+                    Probe,
+                    Profile,
+                    Ratio,
+                    Reference,
+                    Threshold,
+                    UsageError,
+)
 from .registry import all_probes, get  # noqa: E402
 from .runner import RunResult, run  # noqa: E402
 from .stats import Verdict, decide  # noqa: E402

@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .probe import Context, Contender, Probe, UsageError, task_rng
+from .probe import Contender, Context, Probe, UsageError, task_rng
 from .store import TrialSpec
 
 Outcome = tuple[str, dict[str, float] | None, str | None, float]  # key, metrics, error, wall time

@@ -89,7 +89,8 @@ def plan(ids: list[str] | None, profile: str, overrides: dict[str, str] | None, 
     for probe in chosen:
         missing = probe.missing_requirements()
         if missing:
-            why = f"needs the [{probe.extra}] extra: pip install 'deeplimits[{probe.extra}]' (missing {', '.join(missing)})"
+            why = (f"needs the [{probe.extra}] extra: pip install 'deeplimits[{probe.extra}]' "
+                   f"(missing {', '.join(missing)})")
             if ids:
                 raise UsageError(f"limit {probe.id} {why}")
             skipped[probe.id] = why
@@ -183,8 +184,14 @@ class _progress:
     def __enter__(self) -> Any:
         if not self.enabled:
             return lambda job, n: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
