@@ -42,8 +42,11 @@ class Knob:
             raise UsageError(f"knob {self.name}={value!r} is out of range: {self.description}")
 
     def order(self, values: Sequence[Any]) -> list[Any]:
-        """Values from the easy end to the hard end."""
-        return sorted(values, reverse=self.harder == "decreasing")
+        """Values from the easy end to the hard end. Numbers sort by `harder`; categorical values
+        (dataset names, transforms) keep the order the profile lists them in, easy end first."""
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return sorted(values, reverse=self.harder == "decreasing")
+        return list(values)
 
 
 @dataclass(frozen=True)

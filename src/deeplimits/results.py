@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import registry
-from .probe import Probe, Profile
+from .probe import Contender, Probe, Profile
 from .runner import scores_of
 from .stats import Verdict, decide
 from .store import Store, TrialRecord
@@ -44,14 +45,17 @@ def latest_profile(probe: Probe, records: list[TrialRecord]) -> tuple[Profile, l
     base = probe.profiles.get(newest.profile) or probe.profile("quick")
     fields = {f.name for f in dataclasses.fields(base)}
     params: dict[str, Any] = {k: v for k, v in newest.params.items() if k in fields}
-    knobs = tuple(probe.knob.order(list({r.knob for r in group})))
+    seen = list(dict.fromkeys(r.knob for r in group))
+    in_profile_order = [k for k in base.knob if k in seen] + [k for k in seen if k not in base.knob]
+    knobs = tuple(probe.knob.order(in_profile_order))
     profile = dataclasses.replace(base, **params, knob=knobs, seeds=max(r.seed for r in group) + 1)
     return profile, group
 
 
-def load(out: str | Path, ids: list[str] | None = None) -> list[LimitResult]:
-    """Every registered limit (or the named ones) with its latest stored verdict."""
-    probes = registry.select(ids)
+def load(out: str | Path, ids: list[str] | None = None, probes: Sequence[Probe] | None = None
+         ) -> list[LimitResult]:
+    """Every registered limit (or the named ones, or the probe objects given) with its latest verdict."""
+    probes = registry.select(ids) if probes is None else probes
     results = []
     with Store(out, create=False) as store:
         for probe in probes:
@@ -61,13 +65,10 @@ def load(out: str | Path, ids: list[str] | None = None) -> list[LimitResult]:
                 continue
             profile, group = found
             challengers = {r.contender for r in group if r.role == "challenger"}
-            judged = probe.with_contenders(*[_placeholder(name) for name in sorted(challengers)])
+            judged = probe.with_contenders(*[Contender(n, "challenger", _unused) for n in sorted(challengers)])
             results.append(LimitResult(probe, profile, decide(judged, profile, scores_of(group)), group))
     return results
 
 
-def _placeholder(name: str) -> Any:
-    """A stored challenger's name for the verdict rules (its function is not needed to judge it)."""
-    from .probe import Contender
-
-    return Contender(name, "challenger", lambda *a: None)
+def _unused(*args: Any) -> None:
+    """A stored challenger is judged from its records; its function is not needed (nor available)."""
