@@ -98,7 +98,7 @@ def main() -> None:
         n = store.count()
 
     import deeplimits.report as report  # imported before timing: a CLI pays this once per process
-    from deeplimits.report import figures
+    from deeplimits.report import figures, render
 
     cpu: dict[str, float] = {}
 
