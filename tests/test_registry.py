@@ -3,11 +3,12 @@
 import dataclasses
 
 import pytest
-from toy import make_probe
 
 import deeplimits
 from deeplimits import profiles, registry
 from deeplimits.probe import UsageError
+
+from toy import make_probe
 
 
 def test_unknown_id_suggests_the_closest() -> None:
