@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -67,24 +68,26 @@ class Ensemble(nn.Module):
         return model
 
 
-def make_optimizer(params: Sequence[torch.Tensor], name: str, lr: float) -> torch.optim.Optimizer:
-    """SGD and Adam update each element on its own, so stacked members stay independent."""
+def make_optimizer(params: Sequence[torch.Tensor], name: str, lr: float, **options: Any) -> torch.optim.Optimizer:
+    """SGD and Adam update each element on its own, so stacked members stay independent.
+    `options` go to the optimizer (e.g. momentum, betas=(0.9, 0.99), eps=1e-5)."""
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, foreach=True)
+        return torch.optim.SGD(params, lr=lr, foreach=True, **options)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+        return torch.optim.Adam(params, lr=lr, foreach=True, **options)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
 
 
 def train(ensemble: Ensemble, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int, lr: float,
-          optimizer: str = "sgd", on_step: Callable[[int], None] | None = None) -> None:
+          optimizer: str = "sgd", on_step: Callable[[int], None] | None = None, **options: Any) -> None:
     """Train every member for `steps` steps.
 
     `batches(step)` returns (x [E, B, ...], y [E, B, ...]); `loss_fn(out, y)` returns the per-member
-    loss [E]. The members' losses are summed, so each member's gradient is its own.
+    loss [E]. The members' losses are summed, so each member's gradient is its own. `options` go to
+    the optimizer.
     """
-    opt = make_optimizer(list(ensemble.parameters()), optimizer, lr)
+    opt = make_optimizer(list(ensemble.parameters()), optimizer, lr, **options)
     for step in range(steps):
         x, y = batches(step)
         loss = loss_fn(ensemble(x), y).sum()
