@@ -4,6 +4,7 @@ for files a user brings (MNIST IDX, NPZ). Every function returns float32 arrays 
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from functools import cache
 from pathlib import Path
@@ -22,9 +23,22 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
 
 
+def cache_dir() -> Path:
+    """Where generated data sets are kept between runs: $DEEPLIMITS_CACHE or ~/.cache/deeplimits."""
+    return Path(os.environ.get("DEEPLIMITS_CACHE") or Path.home() / ".cache" / "deeplimits")
+
+
 @cache
 def mnist1d(seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The mnist1d benchmark built locally (never downloaded): x_train [4000, 40], y, x_test [1000, 40], y."""
+    """The mnist1d benchmark built locally (never downloaded): x_train [4000, 40], y, x_test [1000, 40], y.
+    Building it takes seconds, so it is kept on disk (see `cache_dir`) after the first build."""
+    path = cache_dir() / f"mnist1d-{seed}.npz"
+    keys = ("x", "y", "x_test", "y_test")
+    try:
+        with np.load(path) as data:
+            return tuple(data[k] for k in keys)  # type: ignore[return-value]
+    except (OSError, KeyError, ValueError):
+        pass  # not built yet, or unreadable: build it again
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
@@ -32,8 +46,16 @@ def mnist1d(seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     args = get_dataset_args()
     args.seed = seed
     data = make_dataset(args)
-    return (data["x"].astype(np.float32), data["y"].astype(np.int64),
-            data["x_test"].astype(np.float32), data["y_test"].astype(np.int64))
+    arrays = (data["x"].astype(np.float32), data["y"].astype(np.int64),
+              data["x_test"].astype(np.float32), data["y_test"].astype(np.int64))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **dict(zip(keys, arrays)))
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # a read-only home still gets the data, just not the cache
+    return arrays
 
 
 def split(x: np.ndarray, y: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator
