@@ -73,6 +73,12 @@ class Ensemble(nn.Module):
         return model
 
 
+def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per member: logits [E, B, C], labels [E, B] -> [E] (a loss for `train`)."""
+    per_sample = nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none")
+    return per_sample.view(y.shape).mean(-1)
+
+
 def make_optimizer(params: Sequence[torch.Tensor], name: str, lr: float, **options: Any) -> torch.optim.Optimizer:
     """SGD and Adam update each element on its own, so stacked members stay independent.
     `options` go to the optimizer (e.g. momentum, betas=(0.9, 0.99), eps=1e-5)."""

@@ -138,6 +138,8 @@ class _Judge:
 
     def threshold_side(self, name: str, knob: Any, metric_name: str, success: float) -> int:
         ok, failed = self._seeds(name, knob, metric_name)
+        if not ok and not failed:  # this contender does not report this metric (or was not run here)
+            return 0
         if failed:
             self.notes.append(f"{name} at {self.probe.knob.name}={knob}: {failed} failed trial(s)")
             return 0
@@ -248,7 +250,9 @@ def budget_sentence(probe: Probe, profile: Profile, outcome: str, breaking: Any,
     """The verdict with the budget it was measured at, e.g. 'holds for d ≥ 20 with ..., 5 seeds'."""
     k = probe.knob
     where = ""
-    if breaking is not None:
+    if breaking is not None and not isinstance(breaking, int | float):  # categorical: no order to speak of
+        where = f" at {k.name} = {breaking}"
+    elif breaking is not None:
         where = f" for {k.name} {'≥' if k.harder == 'increasing' else '≤'} {breaking}"
     elif outcome == "does not hold":
         where = f" up to {k.name} = {k.order(list(profile.knob))[-1]}"

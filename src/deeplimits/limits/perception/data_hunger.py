@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from deeplimits import datasets
-from deeplimits.ensemble import Ensemble, seeded, train
+from deeplimits.ensemble import Ensemble, cross_entropy, seeded, train
 from deeplimits.probe import Contender, Context, Control, Knob, Metric, Probe, Profile, Ratio, Reference
 
 DATASETS = ("digits", "mnist1d")
@@ -128,9 +128,6 @@ def make_mlp(features: int, width: int) -> nn.Module:
                          nn.Linear(width, 10))
 
 
-def _ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(-1)
-
 
 def mlp(tasks: list[CurveTask], ctxs: list[Context]) -> list[dict[str, float]]:
     prof: DataHungerProfile = ctxs[0].profile
@@ -149,7 +146,7 @@ def mlp(tasks: list[CurveTask], ctxs: list[Context]) -> list[dict[str, float]]:
         return (torch.stack([x[i] for x, i in zip(x_tr, idx, strict=True)]).to(device),
                 torch.stack([y[i] for y, i in zip(y_tr, idx, strict=True)]).to(device))
 
-    train(ens, batches, _ce, prof.steps, prof.lr, "adam")
+    train(ens, batches, cross_entropy, prof.steps, prof.lr, "adam")
     x_te = torch.as_tensor(np.stack([xt for _, _, xt in subsets]), device=device)
     with torch.no_grad():
         pred = ens(x_te).argmax(-1).cpu().numpy()

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from deeplimits.datasets import digits, split
-from deeplimits.ensemble import Ensemble, chunked, seeded, train
+from deeplimits.ensemble import Ensemble, chunked, cross_entropy, seeded, train
 from deeplimits.probe import Contender, Context, Control, Knob, Metric, Probe, Profile, Reference, Threshold
 
 CONFIDENT = 0.99  # the claim's "near-certain"
@@ -116,9 +116,6 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x.reshape(x.shape[0], -1))))))
 
-
-def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(-1)
 
 
 def train_mlps(data: list[tuple[np.ndarray, np.ndarray, int]], seeds: list[int], prof: FoolingProfile,

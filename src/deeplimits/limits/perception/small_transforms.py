@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from deeplimits import datasets
-from deeplimits.ensemble import Ensemble, seeded, train
+from deeplimits.ensemble import Ensemble, cross_entropy, seeded, train
 from deeplimits.probe import Contender, Context, Knob, Metric, Probe, Profile, Reference, Threshold
 
 CANVAS, PAD = 16, 4  # 8×8 digits in the middle of a 16×16 canvas
@@ -106,9 +106,6 @@ def make_cnn(channels: tuple[int, int], hidden: int) -> nn.Module:
     )
 
 
-def _ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(-1)
-
 
 def _predict(ens: Ensemble, xs: list[np.ndarray], device: str) -> np.ndarray:
     x = torch.as_tensor(np.stack(xs)[:, :, None], device=device)
@@ -134,7 +131,7 @@ def _train_cnn(tasks: list[TransformsTask], ctxs: list[Context], aug_shift: int)
             ys.append(t.y_train[j])
         return torch.as_tensor(np.stack(xs)[:, :, None], device=device), torch.as_tensor(np.stack(ys), device=device)
 
-    train(ens, batches, _ce, prof.steps, prof.lr, "adam")
+    train(ens, batches, cross_entropy, prof.steps, prof.lr, "adam")
     clean = _predict(ens, [t.x_test for t in tasks], device)
     moved = _predict(ens, [t.x_shifted for t in tasks], device)
     rot = _predict(ens, [t.x_rotated for t in tasks], device)
