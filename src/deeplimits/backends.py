@@ -113,20 +113,23 @@ class LocalBackend:
                 yield job, execute_job(job, probes.get(job.specs[0].limit_id))
             return
         ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.threads,)) as pool:
-            pending = {pool.submit(execute_job, job): job for job in jobs}
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        yield pending.pop(fut), fut.result()
-            except BrokenProcessPool:
-                raise RuntimeError("a worker process died (out of memory?); finished trials are kept, "
-                                   "run the same command again to resume") from None
-            finally:
-                for fut in pending:
-                    fut.cancel()
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads,))
+        pending = {pool.submit(execute_job, job): job for job in jobs}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield pending.pop(fut), fut.result()
+        except BrokenProcessPool:
+            raise RuntimeError("a worker process died (out of memory?); finished trials are kept, "
+                               "run the same command again to resume") from None
+        finally:
+            # on Ctrl-C or an error, stop now rather than wait for the jobs in flight: finished trials
+            # are already stored; concurrent.futures has no public terminate, hence _processes
+            processes = list(getattr(pool, "_processes", {}).values()) if pending else []
+            pool.shutdown(wait=not pending, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
 
     def close(self) -> None:
         pass

@@ -19,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 BADGES = {"holds": "bold red", "does not hold": "bold green", "inconclusive": "yellow", "invalid": "magenta"}
 
+INTERRUPTED = "deeplimits: interrupted; finished trials are kept, run the same command again to resume"
 Out = Annotated[Path, typer.Option("--out", "-o", help="output folder (store + report)")]
 
 
@@ -144,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"deeplimits: error: {exc}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, EOFError) as exc:
-        print(f"deeplimits: interrupted ({type(exc).__name__}); finished trials are kept, run again to resume",
-              file=sys.stderr)
+    except (KeyboardInterrupt, EOFError):
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except Exception as exc:
         # the command-line parser's own usage errors (typer vendors click: match by shape, not class)
@@ -154,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deeplimits: error: {exc.format_message()}", file=sys.stderr)
             return 2
         if type(exc).__name__ == "Abort":
-            print("deeplimits: interrupted; finished trials are kept, run again to resume", file=sys.stderr)
+            print(INTERRUPTED, file=sys.stderr)
             return 130
         raise
+    if code == 130:  # the parser turned Ctrl-C into an exit code
+        print(INTERRUPTED, file=sys.stderr)
     return code if isinstance(code, int) else 0
 
 
