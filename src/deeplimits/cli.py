@@ -102,13 +102,17 @@ def run(
 
 
 @app.command()
-def report(out: Out = DEFAULT_OUT) -> None:
+def report(out: Out = DEFAULT_OUT,
+           jobs: Annotated[int | None, typer.Option(help="processes drawing figures (default: cores)")] = None
+           ) -> None:
     """Rebuild the HTML report from the store alone (nothing is re-run)."""
+    import os
+
     from .report import build_report
     from .store import Store
 
     Store(out, create=False).close()
-    console.print(f"report: {build_report(out)}")
+    console.print(f"report: {build_report(out, workers=jobs or os.cpu_count() or 1)}")
 
 
 @app.command()
