@@ -55,3 +55,13 @@ def test_process_pool_gives_the_same_numbers_as_inline(tmp_path) -> None:
         for name, value in a[key].items():
             assert b[key][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (key, name)
     assert dataclasses.is_dataclass(probe.profile("smoke"))
+
+
+def test_missing_extra_is_named(tmp_path) -> None:
+    probe = make_probe(requires=("surely_not_installed_module",), extra="rl")
+    res = deeplimits.run(probes=[probe], out=tmp_path, jobs=1, progress=False, report=False)
+    assert "toy" in res.skipped and "pip install 'deeplimits[rl]'" in res.skipped["toy"]
+    from deeplimits import runner
+
+    with pytest.raises(UsageError, match=r"needs the \[rl\] extra"):
+        runner.plan(["toy"], "quick", None, None, probes=[probe])
