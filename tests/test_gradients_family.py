@@ -10,26 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from deeplimits import backends
 from deeplimits.limits.gradients import conditioning as cond
 from deeplimits.limits.gradients import end_to_end as e2e
 from deeplimits.limits.gradients import flat_activations as flat
-from deeplimits.probe import Context, task_rng
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models: one thread avoids oversubscription on shared machines (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_contender(module, name: str, knob, profile, seeds: int = 2) -> list[dict[str, float]]:
     probe = module.PROBE
-    tasks = [probe.make_task(knob, task_rng(probe.id, knob, s), profile) for s in range(seeds)]
-    ctxs = [Context(probe.id, name, knob, s, profile) for s in range(seeds)]
-    return probe.contender(name).fn(tasks, ctxs)
+    return backends.run_contender(probe, probe.contender(name), knob, list(range(seeds)), profile)
 
 
 def mean(results: list[dict[str, float]], metric: str) -> float:

@@ -6,26 +6,16 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
+from deeplimits.backends import run_contender
 from deeplimits.limits.perception import adversarial, fooling_images, shortcut
-from deeplimits.probe import Context, task_rng
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(probe, contender: str, knob, profile, seeds: int = 2) -> list[dict[str, float]]:
     """Call one contender directly on `seeds` seeds (no store, no runner)."""
-    c = probe.contender(contender)
-    tasks = [probe.make_task(knob, task_rng(probe.id, knob, s), profile) for s in range(seeds)]
-    ctxs = [Context(probe.id, c.name, knob, s, profile) for s in range(seeds)]
-    return c.fn(tasks, ctxs) if c.batched else [c.fn(t, x) for t, x in zip(tasks, ctxs, strict=True)]
+    return run_contender(probe, probe.contender(contender), knob, list(range(seeds)), profile)
 
 
 def _mean(rows: list[dict[str, float]], metric: str) -> float:

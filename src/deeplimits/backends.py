@@ -55,6 +55,20 @@ def _check_metrics(probe: Probe, metrics: Any) -> str | None:
     return None
 
 
+def run_contender(probe: Probe, contender: Contender, knob: Any, seeds: list[int], profile: Any,
+                  device: str = "cpu") -> list[Any]:
+    """One contender on the tasks of the given seeds, outside the store (errors propagate):
+    what a trial computes, for notebooks and tests."""
+    tasks = [probe.make_task(knob, task_rng(probe.id, knob, seed), profile) for seed in seeds]
+    ctxs = [Context(probe.id, contender.name, knob, seed, profile, device) for seed in seeds]
+    if not contender.batched:
+        return [contender.fn(t, c) for t, c in zip(tasks, ctxs)]
+    results = list(contender.fn(tasks, ctxs))
+    if len(results) != len(seeds):
+        raise ValueError(f"batched contender returned {len(results)} results for {len(seeds)} seeds")
+    return results
+
+
 def execute_job(job: Job, probe: Probe | None = None) -> list[Outcome]:
     """Run one job; never raises: an error becomes a failed trial with its text."""
     from . import registry
@@ -64,15 +78,7 @@ def execute_job(job: Job, probe: Probe | None = None) -> list[Outcome]:
     try:
         probe = probe or registry.get(specs[0].limit_id)
         contender = job.challenger or probe.contender(specs[0].contender)
-        knob = specs[0].knob
-        tasks = [probe.make_task(knob, task_rng(probe.id, knob, s.seed), job.profile) for s in specs]
-        ctxs = [Context(probe.id, contender.name, knob, s.seed, job.profile, job.device) for s in specs]
-        if contender.batched:
-            results = list(contender.fn(tasks, ctxs))
-            if len(results) != len(specs):
-                raise ValueError(f"batched contender returned {len(results)} results for {len(specs)} seeds")
-        else:
-            results = [contender.fn(t, c) for t, c in zip(tasks, ctxs)]
+        results = run_contender(probe, contender, specs[0].knob, [s.seed for s in specs], job.profile, job.device)
     except Exception as exc:  # noqa: BLE001 - a failing method is a result, recorded with its text
         wall = (time.perf_counter() - start) / len(specs)
         last = traceback.extract_tb(exc.__traceback__)[-1]
