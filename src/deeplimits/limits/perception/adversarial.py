@@ -40,6 +40,7 @@ from torch import nn
 
 from deeplimits.datasets import digits, split
 from deeplimits.ensemble import Ensemble, chunked, cross_entropy, seeded, train
+from deeplimits.models import ImageMLP
 from deeplimits.probe import Contender, Context, Knob, Metric, Probe, Profile, Reference, Threshold
 
 
@@ -92,27 +93,11 @@ def make_task(eps: float, rng: np.random.Generator, profile: AdversarialProfile)
 
 
 # --- the network and its training --------------------------------------------------------------
-class MLP(nn.Module):
-    """Flatten, two hidden ReLU layers, linear output (Szegedy's FC100-100-10 family); a CNN would be the
-    catalogue's choice, but vmapped convolutions cost ~5x more on CPU here and the claim is architecture-free."""
-
-    def __init__(self, width: int = 128, classes: int = 10) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(64, width)
-        self.relu1 = nn.ReLU()
-        self.fc2 = nn.Linear(width, width)
-        self.relu2 = nn.ReLU()
-        self.fc3 = nn.Linear(width, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x.reshape(x.shape[0], -1))))))
-
-
 
 def train_nets(datasets: list[tuple[np.ndarray, np.ndarray, int]], seeds: list[int],
                prof: AdversarialProfile) -> list[nn.Module]:
     """ERM-train one MLP per (x, y, stream seed), all at once; returns plain modules in eval mode."""
-    members = [seeded(lambda: MLP(prof.width), s) for s in seeds]
+    members = [seeded(lambda: ImageMLP(64, prof.width), s) for s in seeds]
     ens = Ensemble(members)
 
     def maker(x: np.ndarray, y: np.ndarray, stream: int):
@@ -242,7 +227,7 @@ def pgd_training(tasks: list[DigitsTask], ctxs: list[Context]) -> list[dict[str,
     """Batched: every epoch ART's PGD regenerates each member's adversarial training set against its
     current weights; each step's loss is the mean of the clean and adversarial cross-entropies."""
     prof: AdversarialProfile = ctxs[0].profile
-    members = [seeded(lambda: MLP(prof.width), c.rng_seed) for c in ctxs]
+    members = [seeded(lambda: ImageMLP(64, prof.width), c.rng_seed) for c in ctxs]
     ens = Ensemble(members)
     opt = torch.optim.Adam(list(ens.parameters()), lr=prof.lr, foreach=True)
     gens = [torch.Generator().manual_seed(t.stream_seed % 2**63) for t in tasks]

@@ -44,6 +44,7 @@ from torch import nn
 
 from deeplimits.datasets import digits, split
 from deeplimits.ensemble import Ensemble, chunked, cross_entropy, seeded, train
+from deeplimits.models import ImageMLP
 from deeplimits.probe import Contender, Context, Control, Knob, Metric, Probe, Profile, Reference, Threshold
 
 CONFIDENT = 0.99  # the claim's "near-certain"
@@ -104,23 +105,10 @@ def make_task(steps: int, rng: np.random.Generator, profile: FoolingProfile) -> 
 
 
 # --- the classifier -----------------------------------------------------------------------------
-class MLP(nn.Module):
-    def __init__(self, width: int = 128, classes: int = 10) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(64, width)
-        self.relu1 = nn.ReLU()
-        self.fc2 = nn.Linear(width, width)
-        self.relu2 = nn.ReLU()
-        self.fc3 = nn.Linear(width, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x.reshape(x.shape[0], -1))))))
-
-
 
 def train_mlps(data: list[tuple[np.ndarray, np.ndarray, int]], seeds: list[int], prof: FoolingProfile,
                classes: int = 10) -> list[nn.Module]:
-    ens = Ensemble([seeded(lambda: MLP(prof.width, classes), s) for s in seeds])
+    ens = Ensemble([seeded(lambda: ImageMLP(64, prof.width, classes), s) for s in seeds])
 
     def maker(x: np.ndarray, y: np.ndarray, stream: int):
         gen = torch.Generator().manual_seed(stream % 2**63)

@@ -42,6 +42,7 @@ from torch import nn
 
 from deeplimits.datasets import digits
 from deeplimits.ensemble import Ensemble, seeded
+from deeplimits.models import ImageMLP
 from deeplimits.probe import Contender, Context, Knob, Metric, Probe, Profile, Reference, Threshold
 
 SIDE = 10  # canvas side
@@ -124,21 +125,6 @@ def make_task(p: float, rng: np.random.Generator, profile: ShortcutProfile) -> S
 
 
 # --- the network and a batched training loop with sample weights and the IRM penalty --------------
-class MLP(nn.Module):
-    """Separate ReLU modules and flatten in forward, so captum's LRP can hook every layer."""
-
-    def __init__(self, width: int = 128) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(SIDE * SIDE, width)
-        self.relu1 = nn.ReLU()
-        self.fc2 = nn.Linear(width, width)
-        self.relu2 = nn.ReLU()
-        self.fc3 = nn.Linear(width, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x.reshape(x.shape[0], -1))))))
-
-
 def group_weights(y: np.ndarray, cue: np.ndarray) -> np.ndarray:
     """Weights giving each (label, cue) group the same total mass (mean weight 1)."""
     group = 2 * y + cue
@@ -150,7 +136,7 @@ def group_weights(y: np.ndarray, cue: np.ndarray) -> np.ndarray:
 def fit(tasks: list[ShortcutTask], ctxs: list[Context], mode: str) -> list[nn.Module]:
     """mode: erm | group_balanced | irm | oracle. Each step draws batch/2 samples from each environment."""
     prof: ShortcutProfile = ctxs[0].profile
-    ens = Ensemble([seeded(lambda: MLP(prof.width), c.rng_seed) for c in ctxs])
+    ens = Ensemble([seeded(lambda: ImageMLP(SIDE * SIDE, prof.width, 2), c.rng_seed) for c in ctxs])
     opt = torch.optim.Adam(list(ens.parameters()), lr=prof.lr, weight_decay=prof.weight_decay, foreach=True)
     data = []
     for t in tasks:
