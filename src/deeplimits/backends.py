@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .probe import Contender, Context, Probe, UsageError, task_rng
+from .probe import Answer, Contender, Context, Probe, Task, UsageError, task_rng
 from .store import TrialSpec
 
 Outcome = tuple[str, dict[str, float] | None, str | None, float]  # key, metrics, error, wall time
@@ -55,18 +55,56 @@ def _check_metrics(probe: Probe, metrics: Any) -> str | None:
     return None
 
 
+def make_tasks(probe: Probe, knob: Any, seeds: list[int], profile: Any) -> list[Task]:
+    tasks = [probe.make_task(knob, task_rng(probe.id, knob, seed), profile) for seed in seeds]
+    for t in tasks:
+        if not isinstance(t, Task):
+            raise TypeError(f"probe {probe.id}: make_task must return a deeplimits.Task(public, hidden), "
+                            f"got {type(t).__name__}")
+    return tasks
+
+
 def run_contender(probe: Probe, contender: Contender, knob: Any, seeds: list[int], profile: Any,
                   device: str = "cpu") -> list[Any]:
-    """One contender on the tasks of the given seeds, outside the store (errors propagate):
-    what a trial computes, for notebooks and tests."""
-    tasks = [probe.make_task(knob, task_rng(probe.id, knob, seed), profile) for seed in seeds]
+    """One contender on the tasks of the given seeds, outside the store (errors propagate): its
+    outputs, each an `Answer`. The contender sees only each task's public half."""
+    tasks = make_tasks(probe, knob, seeds, profile)
     ctxs = [Context(probe.id, contender.name, knob, seed, profile, device) for seed in seeds]
     if not contender.batched:
-        return [contender.fn(t, c) for t, c in zip(tasks, ctxs)]
-    results = list(contender.fn(tasks, ctxs))
-    if len(results) != len(seeds):
-        raise ValueError(f"batched contender returned {len(results)} results for {len(seeds)} seeds")
-    return results
+        outputs = [contender.fn(t.public, c) for t, c in zip(tasks, ctxs)]
+    else:
+        outputs = list(contender.fn([t.public for t in tasks], ctxs))
+        if len(outputs) != len(seeds):
+            raise ValueError(f"batched contender returned {len(outputs)} results for {len(seeds)} seeds")
+    return [o if isinstance(o, Answer) else Answer(o) for o in outputs]
+
+
+def score_outputs(probe: Probe, contender: Contender, knob: Any, seeds: list[int], profile: Any,
+                  answers: list[Answer], device: str = "cpu") -> list[Any]:
+    """The probe scores each output (fairness rule 6: a contender never reports its own score).
+    Built-in contenders may add diagnostics about themselves; a challenger's are dropped."""
+    tasks = make_tasks(probe, knob, seeds, profile)
+    diagnostic = {m.name for m in probe.metrics if m.diagnostic}
+    out = []
+    for task, seed, answer in zip(tasks, seeds, answers):
+        ctx = Context(probe.id, contender.name, knob, seed, profile, device)
+        metrics = probe.score(task, answer.output, ctx)
+        if not isinstance(metrics, dict):
+            raise TypeError(f"probe {probe.id}: score must return a dict of metrics, got {type(metrics).__name__}")
+        extra = {} if contender.role == "challenger" else dict(answer.diagnostics)
+        claimed = sorted(set(extra) - diagnostic)
+        if claimed:
+            raise ValueError(f"contender {contender.name} reported {', '.join(claimed)} itself; only metrics "
+                             "declared diagnostic may come from a contender, the probe scores the rest")
+        out.append({**metrics, **extra})
+    return out
+
+
+def evaluate(probe: Probe, contender: Contender, knob: Any, seeds: list[int], profile: Any,
+             device: str = "cpu") -> list[Any]:
+    """What a trial computes (outside the store; errors propagate): the probe's metrics per seed."""
+    answers = run_contender(probe, contender, knob, seeds, profile, device)
+    return score_outputs(probe, contender, knob, seeds, profile, answers, device)
 
 
 def execute_job(job: Job, probe: Probe | None = None) -> list[Outcome]:
@@ -78,7 +116,7 @@ def execute_job(job: Job, probe: Probe | None = None) -> list[Outcome]:
     try:
         probe = probe or registry.get(specs[0].limit_id)
         contender = job.challenger or probe.contender(specs[0].contender)
-        results = run_contender(probe, contender, specs[0].knob, [s.seed for s in specs], job.profile, job.device)
+        results = evaluate(probe, contender, specs[0].knob, [s.seed for s in specs], job.profile, job.device)
     except Exception as exc:  # noqa: BLE001 - a failing method is a result, recorded with its text
         wall = (time.perf_counter() - start) / len(specs)
         last = traceback.extract_tb(exc.__traceback__)[-1]

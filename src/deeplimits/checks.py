@@ -1,9 +1,12 @@
 """`check_probe`: the conformance kit every probe passes (as scikit-learn's `check_estimator`).
 
-It runs the probe's smoke profile twice in a scratch folder and checks the contract: the docstring
-template, the profiles, that every trial finishes with in-range metrics, that a fixed seed gives the
-same numbers, that the alternative/remedy beats chance, and that the report renders the probe.
-Third-party probes call it from their own tests.
+It checks the fairness rules of DESIGN.md that can be checked mechanically — (1) at least two deep
+arms, each with its documented tuning; (4) the positive control on the claim's own metric with a
+success line clearly above chance; (5) no oracle among the helpers; (6) the learner's view: no
+hidden array (test labels, the rule) inside what contenders see — then runs the smoke profile twice
+in a scratch folder: every trial finishes with in-range metrics, a fixed seed gives the same numbers,
+the alternative/remedy beats chance, and the report renders the probe. Third-party probes call it
+from their own tests.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .probe import PROFILE_NAMES, Probe, Profile, Threshold
+from .probe import PROFILE_NAMES, Probe, Profile, Ratio, Task, Threshold, task_rng
 
 DOCSTRING_FIELDS = ("Claim:", "Source:", "Setup:", "Deep contender:", "Metric:", "Reference figure:")
 
@@ -50,6 +53,78 @@ def check_structure(probe: Probe) -> None:
         for v in prof.knob:
             probe.knob.check(v)
         hash(prof)  # frozen: profiles must be immutable
+        for f in probe.budget_fields:
+            if not isinstance(getattr(prof, f, None), int | float) or isinstance(getattr(prof, f), bool):
+                _fail(probe, f"budget field {f!r} must be a number in profile {name!r}")
+    check_fairness(probe)
+
+
+def check_fairness(probe: Probe) -> None:
+    """Fairness rules 1, 4 and 5 of DESIGN.md, from the declaration alone."""
+    arms = probe.deep_arms
+    if len(arms) < 2:
+        _fail(probe, f"rule 1: declare at least two standard deep arms for the data (has {[a.name for a in arms]})")
+    untuned = [a.name for a in arms if not a.tuning.strip()]
+    if untuned:
+        _fail(probe, f"rule 1: deep arm(s) {untuned} do not document how their hyperparameters were fixed "
+                     "(Contender.tuning: a small search at the easy end on a validation split)")
+    rule, control = probe.rule, probe.control
+    metric_name = control.metric or rule.metric
+    if not isinstance(rule, Ratio) and metric_name != rule.metric:
+        _fail(probe, f"rule 4: the positive control must use the claim's own metric {rule.metric!r}, "
+                     f"not {metric_name!r}")
+    metric = probe.metric(metric_name)
+    success = control.success if control.success is not None else getattr(rule, "success", None)
+    if metric.diagnostic:
+        _fail(probe, f"rule 4: the control metric {metric_name!r} is a contender's own diagnostic")
+    if metric.chance is None or success is None:
+        _fail(probe, f"rule 4: the control metric {metric_name!r} needs a chance level and a success line")
+    span = metric.hi - metric.lo if math.isfinite(metric.hi - metric.lo) else abs(metric.chance) or 1.0
+    if not metric.better(success, metric.chance) or abs(success - metric.chance) < 0.1 * span:
+        _fail(probe, f"rule 4: the control's success line {success} is not clearly better than chance "
+                     f"{metric.chance} on {metric_name}")
+    for c in probe.contenders:
+        if c.role in ("alternative", "remedy") and "oracle" in f"{c.name} {c.description}".lower():
+            _fail(probe, f"rule 5: helper {c.name!r} is an oracle; an oracle is a test device, never what "
+                         "validates 'holds'")
+
+
+def _arrays(obj: object, depth: int = 0) -> list[np.ndarray]:
+    """Every array reachable from obj (dataclass fields, mappings, sequences, attributes)."""
+    if depth > 5 or obj is None or isinstance(obj, str | bytes | int | float | bool):
+        return []
+    if isinstance(obj, np.ndarray):
+        return [obj] if obj.dtype != object else [a for x in obj.ravel() for a in _arrays(x, depth + 1)]
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "numpy"):
+        return [obj.detach().cpu().numpy()]
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, list | tuple | set | frozenset):
+        items = list(obj)
+    elif dataclasses.is_dataclass(obj):
+        items = [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    elif hasattr(obj, "__dict__") and not callable(obj):
+        items = list(vars(obj).values())
+    else:
+        return []
+    return [a for x in items for a in _arrays(x, depth + 1)]
+
+
+def check_learner_view(probe: Probe, profile: str = "smoke") -> None:
+    """Rule 6: make_task returns a Task, and no hidden array appears in its public half."""
+    prof = probe.profile(profile)
+    for knob in prof.knob:
+        task = probe.make_task(knob, task_rng(probe.id, knob, 0), prof)
+        if not isinstance(task, Task):
+            _fail(probe, f"rule 6: make_task must return deeplimits.Task(public, hidden), got {type(task).__name__}")
+        public = _arrays(task.public)
+        for secret in _arrays(task.hidden):
+            for seen in public:
+                same = seen is secret or (secret.size >= 16 and seen.shape == secret.shape
+                                          and np.array_equal(seen, secret))
+                if same:
+                    _fail(probe, f"rule 6: a hidden array {secret.shape} (test labels or the rule) is in "
+                                 f"what contenders see at {probe.knob.name}={knob}")
 
 
 def _metrics_by_trial(records: list) -> dict[tuple, dict[str, float]]:
@@ -62,6 +137,7 @@ def check_probe(probe: Probe, profile: str = "smoke", tol: float = 1e-5) -> None
     from .runner import run
 
     check_structure(probe)
+    check_learner_view(probe, profile)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):

@@ -140,3 +140,65 @@ def chunked(makers: Sequence[Callable[[int], tuple[torch.Tensor, torch.Tensor]]]
         return cache["x"][i], cache["y"][i]
 
     return batches
+
+
+def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-member accuracy: logits [E, N, C], labels [E, N] -> [E]."""
+    return (out.argmax(-1) == y).float().mean(-1)
+
+
+def predict(ensemble: Ensemble, x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    """Outputs [E, N, ...] for inputs [E, N, ...], in slices of `batch` (no grad)."""
+    with torch.no_grad():
+        return torch.cat([ensemble(x[:, i:i + batch]) for i in range(0, x.shape[1], batch)], 1)
+
+
+def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], epochs: int, batch: int,
+                 lr: float, optimizer: str = "adam", x_val: torch.Tensor | None = None,
+                 y_val: torch.Tensor | None = None, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy,
+                 patience: int | None = None, generator: torch.Generator | None = None,
+                 **options: Any) -> dict[str, torch.Tensor]:
+    """Train every member for `epochs` passes over its own data (fairness rule 2: budgets follow
+    the data), keeping each member's weights from its best validation epoch (early stopping).
+
+    x [E, N, ...], y [E, N]: member e trains on x[e]; each epoch is a fresh permutation per member.
+    With a validation split, training stops once no member improved for `patience` epochs, and each
+    member is restored to its best epoch. Returns per-member `train` and `val` scores [E]."""
+    params = list(ensemble.parameters())
+    opt = make_optimizer(params, optimizer, lr, **options)
+    members, n = x.shape[0], x.shape[1]
+    rows = torch.arange(members, device=x.device)[:, None]
+    best_score = torch.full((members,), -float("inf"), device=x.device)
+    best = {k: v.detach().clone() for k, v in ensemble.params.items()}
+    stale = 0
+    for _ in range(epochs):
+        perm = torch.argsort(torch.rand(members, n, generator=generator), dim=1).to(x.device)
+        for i in range(0, n, batch):
+            idx = perm[:, i:i + batch]
+            loss = loss_fn(ensemble(x[rows, idx]), y[rows, idx]).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if x_val is None:
+            continue
+        val = score(predict(ensemble, x_val), y_val)
+        better = val > best_score
+        if better.any():
+            stale = 0
+            best_score = torch.where(better, val, best_score)
+            for k, v in ensemble.params.items():
+                mask = better.view(-1, *[1] * (v.dim() - 1))
+                best[k] = torch.where(mask, v.detach(), best[k])
+        else:
+            stale += 1
+            if patience is not None and stale >= patience:
+                break
+    if x_val is not None:
+        with torch.no_grad():
+            for k, v in ensemble.params.items():
+                v.copy_(best[k])
+    out = {"train": score(predict(ensemble, x), y)}
+    if x_val is not None:
+        out["val"] = best_score
+    return out

@@ -1,9 +1,12 @@
 """The probe contract: what a limit declares so the shared machinery can run and judge it.
 
-A probe file builds one `Probe` from these small frozen dataclasses. The core never looks inside a
-task: a task is whatever `make_task` returns (arrays, an environment factory, a SAT instance...),
-and contenders are functions from task to metrics. That keeps supervised learning, RL, solvers,
-games and cost measurements on one contract.
+A probe file builds one `Probe` from these small frozen dataclasses. `make_task` returns a `Task`
+split in two, as scikit-learn keeps `fit`/`predict` apart from scoring: `public`, what a learner
+may see (training data, test inputs, an environment factory, a problem instance), and `hidden`,
+what only the probe sees (test labels, the hidden rule). A contender maps `public` to an output
+(predictions, a policy, an assignment, a model); the probe's `score` turns the output into metrics.
+The core never looks inside either half, so supervised learning, RL, solvers, games and cost
+measurements share one contract (DESIGN.md, fairness rule 6).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class Metric:
     hi: float = np.inf
     unit: str = ""
     log_scale: bool = False
+    diagnostic: bool = False  # a built-in contender may report it about itself (train accuracy, grad variance)
+    censored_by: str | None = None  # a 0/1 metric that is 1 where this value is only a bound (never reached)
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is on the better side of `b`."""
@@ -91,12 +96,31 @@ Metrics = dict[str, float]
 
 
 @dataclass(frozen=True)
+class Task:
+    """What `make_task` returns: the learner's view and what only the probe's `score` sees."""
+
+    public: Any  # training data, test inputs, an environment factory, a problem instance
+    hidden: Any = None  # test labels, the hidden rule: never handed to a contender
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A contender's output plus diagnostics about itself (only metrics declared `diagnostic`,
+    only from built-in contenders: a challenger's are dropped, the probe scores everyone)."""
+
+    output: Any
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Contender:
     """A method that attempts the task.
 
-    `fn(task, ctx) -> metrics`; with `batched=True`, `fn(tasks, ctxs) -> [metrics]` so that many
-    seeds can train at once (see `deeplimits.ensemble`). Results for one seed must not depend on
-    which other seeds share the batch.
+    `fn(public, ctx) -> output` (or an `Answer`); with `batched=True`, `fn(publics, ctxs) ->
+    [output]` so that many seeds can train at once (see `deeplimits.ensemble`). Results for one
+    seed must not depend on which other seeds share the batch. The probe's `score` computes the
+    metrics from the output. A deep arm documents in `tuning` how its hyperparameters were fixed
+    (a small search at the easy end of the knob on a validation split; fairness rule 1).
     """
 
     name: str
@@ -104,6 +128,7 @@ class Contender:
     fn: Callable[..., Any]
     description: str = ""
     batched: bool = False
+    tuning: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -147,15 +172,26 @@ Rule = Threshold | Ratio | Gap
 
 @dataclass(frozen=True)
 class Control:
-    """The positive control: where the deep contender must succeed for a failure to mean anything.
+    """The positive control: where the deep arms must succeed for a failure to mean anything.
 
-    Defaults: the rule's metric and success threshold, at the easy end of the knob.
+    Defaults: the rule's metric and success threshold, at the easy end of the knob. It is the
+    claim's own metric and task (fairness rule 4); a ratio rule names the metric its cost is
+    measured against (e.g. the return that defines "solved").
     """
 
     metric: str | None = None
     success: float | None = None
     knob: Any = None
-    description: str = "the deep contender at the easy end of the knob"
+    description: str = "the best deep arm at the easy end of the knob"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How well a deep arm fits its own training data (fairness rule 2): where the claim is not
+    about optimisation, a failure whose fit metric is clearly below `success` is budget-limited."""
+
+    metric: str  # a diagnostic metric, e.g. train accuracy
+    success: float
 
 
 @dataclass(frozen=True)
@@ -177,12 +213,14 @@ class Profile:
     name: str
     knob: tuple[Any, ...]
     seeds: int
+    timeout: float = 3600.0  # seconds one job may take before its trials are stored as failed
 
     def params(self) -> dict[str, Any]:
         """The parameters that define a trial (all but the knob values and the seed count)."""
         out = dataclasses.asdict(self)
         out.pop("knob")
         out.pop("seeds")
+        out.pop("timeout")
         return out
 
 
@@ -199,14 +237,16 @@ class Probe:
     metrics: tuple[Metric, ...]
     rule: Rule
     profiles: dict[str, Profile]
-    make_task: Callable[[Any, np.random.Generator, Any], Any]
+    make_task: Callable[[Any, np.random.Generator, Any], Task]
+    score: Callable[[Task, Any, Context], Metrics]  # (task, a contender's output, ctx) -> metrics
     contenders: tuple[Contender, ...]
     references: tuple[Reference, ...] = ()
     control: Control = field(default_factory=Control)
     budget: Callable[[Any], str] = lambda profile: ""
+    budget_fields: tuple[str, ...] = ()  # profile fields scaled 4x in the budget check (fairness rule 3)
+    fit: Fit | None = None  # None where failing to fit is the claim itself (optimisation limits)
     requires: tuple[str, ...] = ()  # importable modules the probe needs at run time
     extra: str | None = None  # the pip extra that provides them, e.g. "rl"
-    deep: str | None = None  # the deep contender the verdict is about (default: the first deep one)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.contenders]
@@ -214,10 +254,16 @@ class Probe:
             raise ValueError(f"probe {self.id}: contender names must be unique: {names}")
         if not any(c.role == "deep" for c in self.contenders):
             raise ValueError(f"probe {self.id}: needs a contender with role 'deep'")
-        known = {m.name for m in self.metrics}
-        for metric in (self.rule.metric, self.control.metric, getattr(self.rule, "baseline_metric", None)):
+        known = {m.name: m for m in self.metrics}
+        judged = (self.rule.metric, self.control.metric, getattr(self.rule, "baseline_metric", None))
+        for metric in (*judged, self.fit.metric if self.fit else None,
+                       *(m.censored_by for m in self.metrics)):
             if metric is not None and metric not in known:
                 raise ValueError(f"probe {self.id}: metric {metric!r} is not declared")
+        for metric in judged:
+            if metric is not None and known[metric].diagnostic:
+                raise ValueError(f"probe {self.id}: metric {metric!r} decides the verdict, so the probe "
+                                 "must score it: it cannot be a contender's own diagnostic")
         missing = set(PROFILE_NAMES) - set(self.profiles)
         if missing:
             raise ValueError(f"probe {self.id}: profiles missing: {sorted(missing)}")
@@ -235,10 +281,14 @@ class Probe:
         raise UsageError(f"probe {self.id} has no contender {name!r}; it has {[c.name for c in self.contenders]}")
 
     @property
-    def deep_contender(self) -> Contender:
-        if self.deep is not None:
-            return self.contender(self.deep)
-        return next(c for c in self.contenders if c.role == "deep")
+    def deep_arms(self) -> tuple[Contender, ...]:
+        """Every deep arm (fairness rule 1: the verdict judges the best one at each knob value)."""
+        return tuple(c for c in self.contenders if c.role == "deep")
+
+    def budget_scaled(self, profile: Profile, factor: int = 4) -> Profile:
+        """The profile with its training budget scaled (the budget check's rerun)."""
+        scaled = {f: type(getattr(profile, f))(getattr(profile, f) * factor) for f in self.budget_fields}
+        return dataclasses.replace(profile, **scaled)
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:

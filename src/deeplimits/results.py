@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .probe import Contender, Probe, Profile
-from .runner import scores_of
+from .probe import Contender, Probe, Profile, canonical
+from .runner import BUDGET_SUFFIX, budget_profile, scores_of
 from .stats import Verdict, decide
 from .store import Store, TrialRecord
 
@@ -37,14 +37,15 @@ def latest_profile(probe: Probe, records: list[TrialRecord]) -> tuple[Profile, l
     """The most recently run profile of this probe version, rebuilt from the stored parameters,
     with the knob values and seeds that were actually stored."""
     names = {c.name for c in probe.contenders}
-    mine = [r for r in records if r.version == probe.version and (r.contender in names or r.role == "challenger")]
+    mine = [r for r in records if r.version == probe.version and not r.profile.endswith(BUDGET_SUFFIX)
+            and (r.contender in names or r.role == "challenger")]
     if not mine:
         return None
     newest = max(mine, key=lambda r: r.finished)
     group = [r for r in mine if r.profile == newest.profile and r.params == newest.params]
     base = probe.profiles.get(newest.profile) or probe.profile("quick")
     fields = {f.name for f in dataclasses.fields(base)}
-    params: dict[str, Any] = {k: v for k, v in newest.params.items() if k in fields}
+    params: dict[str, Any] = {k: _tuples(v) for k, v in newest.params.items() if k in fields}
     seen = list(dict.fromkeys(r.knob for r in group))
     in_profile_order = [k for k in base.knob if k in seen] + [k for k in seen if k not in base.knob]
     knobs = tuple(probe.knob.order(in_profile_order))
@@ -59,16 +60,26 @@ def load(out: str | Path, ids: list[str] | None = None, probes: Sequence[Probe] 
     results = []
     with Store(out, create=False) as store:
         for probe in probes:
-            found = latest_profile(probe, list(store.records(probe.id)))
+            records = list(store.records(probe.id))
+            found = latest_profile(probe, records)
             if found is None:
                 results.append(LimitResult(probe, None, None, []))
                 continue
             profile, group = found
             challengers = {r.contender for r in group if r.role == "challenger"}
             judged = probe.with_contenders(*[Contender(n, "challenger", _unused) for n in sorted(challengers)])
-            results.append(LimitResult(probe, profile, decide(judged, profile, scores_of(group)), group))
+            check = budget_profile(probe, profile)
+            budget = [r for r in records if r.version == probe.version and r.profile == check.name
+                      and canonical(r.params) == canonical(check.params()) and r.seed < profile.seeds]
+            verdict = decide(judged, profile, scores_of(group), budget=scores_of(budget))
+            results.append(LimitResult(probe, profile, verdict, group))
     return results
 
 
 def _unused(*args: Any) -> None:
     """A stored challenger is judged from its records; its function is not needed (nor available)."""
+
+
+def _tuples(value: Any) -> Any:
+    """JSON gives lists back where a profile holds tuples (profiles are frozen and hashable)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

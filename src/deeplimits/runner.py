@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import sys
@@ -16,10 +17,11 @@ from typing import Any
 from . import __version__, profiles, registry
 from .backends import Job, make_backend
 from .probe import Contender, Probe, Profile, UsageError
-from .stats import Scores, Verdict, decide
+from .stats import BUDGET_FACTOR, Scores, Verdict, budget_knobs, decide
 from .store import Store, TrialRecord, TrialSpec
 
 DEFAULT_OUT = Path("deeplimits-out")
+BUDGET_SUFFIX = f"×{BUDGET_FACTOR}"  # profile name suffix of the budget check's trials
 
 
 @dataclass
@@ -55,6 +57,11 @@ def expand(probe: Probe, profile: Profile, extra: Iterable[Contender] = ()) -> l
     contenders = list(probe.contenders) + list(extra)
     return [TrialSpec(probe.id, probe.version, c.name, c.role, knob, seed, profile.name, params)
             for c in contenders for knob in profile.knob for seed in range(profile.seeds)]
+
+
+def budget_profile(probe: Probe, profile: Profile) -> Profile:
+    """The budget check's profile: the training budget scaled, stored under its own name."""
+    return dataclasses.replace(probe.budget_scaled(profile, BUDGET_FACTOR), name=f"{profile.name}{BUDGET_SUFFIX}")
 
 
 def scores_of(records: Iterable[TrialRecord]) -> Scores:
@@ -117,11 +124,13 @@ def run(ids: list[str] | None = None, profile: str = "quick", *, seeds: int | No
         overrides: dict[str, str] | None = None, out: str | Path = DEFAULT_OUT, jobs: int | None = None,
         backend: str = "local", address: str | None = None, device: str = "cpu",
         challengers: dict[str, list[Contender]] | None = None, probes: list[Probe] | None = None,
-        progress: bool = True, report: bool = True) -> RunResult:
+        progress: bool = True, report: bool = True, budget_check: bool = True) -> RunResult:
     """Run limits (all registered ones by default) and return their verdicts.
 
     Trials already in the store are not run again; a killed run resumes where it stopped.
     `probes` runs probe objects directly (e.g. a probe with its contenders replaced) instead of ids.
+    Where a limit holds, its best deep arm is rerun with 4x the budget at the breaking point
+    (`budget_check=False` skips that).
     """
     started = time.perf_counter()
     plans, skipped = plan(ids, profile, overrides, seeds, challengers, probes)
@@ -131,23 +140,21 @@ def run(ids: list[str] | None = None, profile: str = "quick", *, seeds: int | No
     try:
         all_specs = [s for p in plans for s in p.specs]
         done = store.finished_keys(s.key for s in all_specs)
-        jobs_to_run = _jobs(plans, done, device)
         run_id = uuid.uuid4().hex[:12]
         store.start_run(run_id, run_facts(profile, device, plans))
-        by_key = {s.key: s for s in all_specs}
-        todo = sum(len(j.specs) for j in jobs_to_run)
+        todo = len(all_specs) - len(done)
         with _progress(progress, todo, len(done)) as bar:
-            for job, outcomes in exe.run(jobs_to_run, {p.probe.id: p.probe for p in plans}):
-                for key, metrics, error, wall in outcomes:
-                    store.put(TrialRecord.from_spec(by_key[key], metrics, error, wall, device, run_id))
-                bar(job, len(outcomes))
+            _execute(exe, store, plans, all_specs, done, device, run_id, bar)
+            verdicts, records = {}, []
+            for p in plans:
+                recs = _stored(store, p.specs)
+                records.extend(recs)
+                verdict = decide(p.probe, p.profile, scores_of(recs))
+                if budget_check and p.probe.budget_fields:
+                    verdict, extra = _budget_check(exe, store, p, verdict, recs, device, run_id, bar)
+                    todo += extra
+                verdicts[p.probe.id] = verdict
         store.end_run(run_id)
-        stored = store.get(by_key)
-        verdicts, records = {}, []
-        for p in plans:
-            recs = [stored[s.key] for s in p.specs if s.key in stored]
-            records.extend(recs)
-            verdicts[p.probe.id] = decide(p.probe, p.profile, scores_of(recs))
     finally:
         exe.close()
         store.close()
@@ -159,13 +166,51 @@ def run(ids: list[str] | None = None, profile: str = "quick", *, seeds: int | No
     return result
 
 
-def _jobs(plans: list[Plan], done: set[str], device: str) -> list[Job]:
+def _stored(store: Store, specs: list[TrialSpec]) -> list[TrialRecord]:
+    stored = store.get(s.key for s in specs)
+    return [stored[s.key] for s in specs if s.key in stored]
+
+
+def _execute(exe: Any, store: Store, plans: list[Plan], specs: list[TrialSpec], done: set[str], device: str,
+             run_id: str, bar: Any) -> None:
+    """Run the specs not yet stored, storing each trial the moment it finishes."""
+    by_key = {s.key: s for s in specs}
+    for job, outcomes in exe.run(_jobs(plans, specs, done, device), {p.probe.id: p.probe for p in plans}):
+        for key, metrics, error, wall in outcomes:
+            store.put(TrialRecord.from_spec(by_key[key], metrics, error, wall, device, run_id))
+        bar(job, len(outcomes))
+
+
+def _budget_check(exe: Any, store: Store, p: Plan, verdict: Verdict, recs: list[TrialRecord], device: str,
+                  run_id: str, bar: Any) -> tuple[Verdict, int]:
+    """Fairness rule 3: rerun the best deep arm with 4x the budget from the breaking point on."""
+    prof = budget_profile(p.probe, p.profile)
+    scores = scores_of(recs)
+    ran, budget_recs = 0, []
+    while (nxt := budget_knobs(p.probe, verdict, scores, scores_of(budget_recs))) is not None:
+        arm, knob = nxt
+        specs = [TrialSpec(p.probe.id, p.probe.version, arm, "deep", knob, seed, prof.name, prof.params())
+                 for seed in range(prof.seeds)]
+        done = store.finished_keys(s.key for s in specs)
+        bar.grow(len(specs) - len(done))
+        ran += len(specs) - len(done)
+        _execute(exe, store, [Plan(p.probe, prof, specs)], specs, done, device, run_id, bar)
+        new = _stored(store, specs)
+        if not any(r.status == "ok" for r in new):
+            budget_recs.extend(new)
+            break
+        budget_recs.extend(new)
+    return decide(p.probe, p.profile, scores, budget=scores_of(budget_recs)), ran
+
+
+def _jobs(plans: list[Plan], specs: list[TrialSpec], done: set[str], device: str) -> list[Job]:
     """Group missing seeds by (limit, contender, knob): batched contenders get them in one job."""
     jobs = []
+    wanted = {s.key for s in specs}
     for p in plans:
         groups: dict[tuple[str, str], list[TrialSpec]] = defaultdict(list)
         for s in p.specs:
-            if s.key not in done:
+            if s.key in wanted and s.key not in done:
                 groups[(s.contender, repr(s.knob))].append(s)
         for (name, _), specs in groups.items():
             contender = p.probe.contender(name)
@@ -179,11 +224,13 @@ class _progress:
     """A rich progress bar with ETA over trials (silent when disabled)."""
 
     def __init__(self, enabled: bool, total: int, already: int) -> None:
-        self.enabled, self.total, self.already = enabled and total > 0, total, already
+        self.enabled, self.total, self.already = enabled, total, already
 
     def __enter__(self) -> Any:
         if not self.enabled:
-            return lambda job, n: None
+            advance = lambda job, n: None
+            advance.grow = lambda n: None
+            return advance
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -202,6 +249,11 @@ class _progress:
         def advance(job: Job, n: int) -> None:
             self.bar.update(self.task, advance=n, description=f"{job.label}{note}")
 
+        def grow(n: int) -> None:
+            self.total += n
+            self.bar.update(self.task, total=self.total)
+
+        advance.grow = grow
         return advance
 
     def __exit__(self, *exc: object) -> None:

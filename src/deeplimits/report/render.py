@@ -141,7 +141,8 @@ def control_text(probe: Probe) -> str:
     where = f"{probe.knob.name} = {fmt_value(c.knob)}" if c.knob is not None else "the easy end of the knob"
     side = "≥" if probe.metric(metric).direction == "higher" else "≤"
     goal = f"{metric} {side} {success:g}" if success is not None else metric
-    return f"{c.description}: {probe.deep_contender.name} must reach {goal} at {where}"
+    arms = " or ".join(a.name for a in probe.deep_arms)
+    return f"{c.description}: {arms} must reach {goal} at {where}"
 
 
 def reproduce(probe: Probe, profile: Profile) -> str:
@@ -174,9 +175,8 @@ def _contenders(result: LimitResult) -> list[str]:
     for r in result.records:
         roles.setdefault(r.contender, r.role)
     names = [n for n in roles if n in stored] or list(roles)
-    deep = probe.deep_contender.name
     order = list(roles)
-    return sorted(names, key=lambda n: (n != deep, ROLE_ORDER.get(roles[n], 9), order.index(n)))
+    return sorted(names, key=lambda n: (ROLE_ORDER.get(roles[n], 9), order.index(n)))
 
 
 def _series(result: LimitResult, metric: str, knobs: list[Any], styles: dict[str, tuple[str, str]],
@@ -226,7 +226,7 @@ def figures(result: LimitResult) -> list[tuple[FigureView, plots.Panel]]:
                         references=_refs(probe, main.name), size=FIGSIZE)
     out = [(FigureView(f"{main.name} vs {probe.knob.name}", "",
                        f"{main.name} against {probe.knob.name} for each contender, mean and 95% CI", [],
-                       "Lines: mean over seeds; bands: 95% bootstrap CI; hollow markers: published figure."), panel)]
+                       "Lines: mean over seeds; bands: 95% Student-t CI; hollow markers: published figure."), panel)]
     if isinstance(rule, Ratio | Gap):
         ks = tuple(k for k in knobs if k in verdict.comparisons)
         is_ratio = isinstance(rule, Ratio)
@@ -236,7 +236,7 @@ def figures(result: LimitResult) -> list[tuple[FigureView, plots.Panel]]:
         title = "ratio deep ÷ alternative" if is_ratio else "gap baseline − deep"
         out.append((FigureView(f"{title} vs {probe.knob.name}", "", f"{title} with paired 95% CI per knob value",
                                [] if ks else ["no knob value had enough paired seeds for a comparison"],
-                               "Points: paired-bootstrap estimate; bars: 95% CI; dashed: the rule's line."),
+                               "Points: paired estimate (ratios: geometric mean over seeds); bars: 95% CI; dashed: the rule's line."),
                     plots.Panel(**base, ylabel=what, breaking=bp, comparison=cmp, size=FIGSIZE)))
     out.extend(_secondary(result, knobs, base, styles))
     return out
