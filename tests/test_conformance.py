@@ -25,20 +25,21 @@ def test_check_probe_catches_nondeterminism() -> None:
     calls = iter(range(1000))
 
     def flaky(task, ctx):
-        return {"accuracy": float(np.clip(0.9 + next(calls) * 1e-3, 0, 1))}
+        return float(np.clip(0.9 + next(calls) * 1e-3, 0, 1))
 
-    probe = make_probe().with_contenders(deeplimits.Contender("line", "deep", flaky), replace=True)
-    probe = probe.with_contenders(deeplimits.Contender("const", "alternative", lambda t, c: {"accuracy": 0.99}))
+    probe = make_probe().with_contenders(deeplimits.Contender("line", "deep", flaky, tuning="none"),
+                                         deeplimits.Contender("steep", "deep", flaky, tuning="none"), replace=True)
+    probe = probe.with_contenders(deeplimits.Contender("const", "alternative", lambda t, c: 0.99))
     with pytest.raises(ProbeCheckError, match="not deterministic"):
         check_probe(probe)
 
 
 def test_check_probe_catches_weak_alternative() -> None:
-    from toy import deep, make_probe
+    from toy import deep, make_probe, steep
 
     probe = make_probe().with_contenders(
-        deeplimits.Contender("line", "deep", deep),
-        deeplimits.Contender("coin", "alternative", lambda t, c: {"accuracy": 0.4}), replace=True)
+        deeplimits.Contender("line", "deep", deep, tuning="none"), deeplimits.Contender("steep", "deep", steep, tuning="none"),
+        deeplimits.Contender("coin", "alternative", lambda t, c: 0.4), replace=True)
     with pytest.raises(ProbeCheckError, match="does not beat chance"):
         check_probe(probe)
 

@@ -19,6 +19,7 @@ from deeplimits.probe import Contender, Context, Knob, Metric, Probe, Profile, T
 class ToyProfile(Profile):
     slope: float = 0.1
     sleep: float = 0.0
+    budget: int = 1  # more budget flattens the line (for the budget check)
 
 
 def make_task(k: int, rng: np.random.Generator, profile: ToyProfile) -> Task:
@@ -31,7 +32,7 @@ def score(task: Task, output: float, ctx: Context) -> dict[str, float]:
 
 def deep(task: float, ctx: Context) -> float:
     time.sleep(ctx.profile.sleep)
-    return float(np.clip(1.0 - ctx.profile.slope * ctx.knob + task, 0, 1))
+    return float(np.clip(1.0 - ctx.profile.slope * ctx.knob / ctx.profile.budget + task, 0, 1))
 
 
 def steep(task: float, ctx: Context) -> float:

@@ -11,9 +11,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .probe import (  # noqa: E402
+                    Answer,
                     Contender,
                     Context,
                     Control,
+                    Fit,
                     Gap,
                     Knob,
                     Metric,
@@ -21,6 +23,7 @@ from .probe import (  # noqa: E402
                     Profile,
                     Ratio,
                     Reference,
+                    Task,
                     Threshold,
                     UsageError,
 )
@@ -28,6 +31,6 @@ from .registry import all_probes, get  # noqa: E402
 from .runner import RunResult, run  # noqa: E402
 from .stats import Verdict, decide  # noqa: E402
 
-__all__ = ["Context", "Contender", "Control", "Gap", "Knob", "Metric", "Probe", "Profile", "Ratio",
-           "Reference", "RunResult", "Threshold", "UsageError", "Verdict", "all_probes", "decide",
+__all__ = ["Answer", "Context", "Contender", "Control", "Fit", "Gap", "Knob", "Metric", "Probe", "Profile", "Ratio",
+           "Reference", "RunResult", "Task", "Threshold", "UsageError", "Verdict", "all_probes", "decide",
            "get", "run", "__version__"]

@@ -164,6 +164,7 @@ class _Judge:
         self.probe, self.scores, self.statistic = probe, scores, statistic
         self.rule = probe.rule
         self.notes: list[str] = []
+        self.straddles: set[tuple[str, Any]] = set()  # (contender, knob) whose CI straddles the line
         self.comparisons: dict[tuple[str, Any], tuple[float, float, float]] = {}
 
     def _seeds(self, name: str, knob: Any, metric: str) -> tuple[dict[int, float], int]:
@@ -186,7 +187,10 @@ class _Judge:
         if not self._usable(name, knob, ok, failed):
             return 0
         _, lo, hi = bootstrap_ci(np.array(list(ok.values())), self.statistic)
-        return _side(lo, hi, success, self.probe.metric(metric_name))
+        side = _side(lo, hi, success, self.probe.metric(metric_name))
+        if side == 0:
+            self.straddles.add((name, knob))
+        return side
 
     def mean(self, name: str, knob: Any, metric: str) -> float:
         ok, _ = self._seeds(name, knob, metric)
@@ -226,6 +230,8 @@ class _Judge:
                 lower_bound = upper_bound = False
             found.append(ci)
             side = -1 if ci[1] > limit else 1 if ci[2] < limit else 0
+            if side == 0:
+                self.straddles.add((name, knob))
             if (side == -1 and upper_bound) or (side == 1 and lower_bound):
                 self.notes.append(f"{name} vs {alt} at {self.probe.knob.name}={knob}: a censored cost "
                                   "(target never reached) leaves the ratio undecided")
@@ -314,7 +320,7 @@ def decide(probe: Probe, profile: Profile, scores: Scores, statistic: str = "mea
         outcome = "does not hold"
     else:
         outcome = "inconclusive"
-        unclear = [k for k, s in sides.items() if s == 0 and any(v == 0 for v in per_arm[k].values())]
+        unclear = [k for k, s in sides.items() if s == 0 and any((a, k) in judge.straddles for a in arms)]
         if unclear:
             reasons.append(f"CI straddles the line at {probe.knob.name} = {', '.join(map(str, unclear))}")
     if outcome != "invalid":
