@@ -20,7 +20,7 @@ import pytest
 
 import deeplimits
 from deeplimits import registry
-from deeplimits.probe import Contender, Control, Knob, Metric, Probe, Profile, Ratio, Reference, Threshold
+from deeplimits.probe import Contender, Control, Knob, Metric, Probe, Profile, Ratio, Reference, Task, Threshold
 from deeplimits.report import build_report, plots, render
 from deeplimits.store import Store, TrialRecord, TrialSpec
 
@@ -64,6 +64,7 @@ class Page(HTMLParser):
             self.badge_open = True
         elif tag == "td" and a.get("class") == "id":
             self.in_id_cell = True
+            self.current_row_id = None
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "section":
@@ -81,7 +82,7 @@ class Page(HTMLParser):
                 sec["badges"].append(data.strip())
                 if self.current_row_id and self.stack and self.stack[-1] == "overview":
                     self.overview_badges.setdefault(self.current_row_id, data.strip())
-        if self.in_id_cell:
+        if self.in_id_cell and self.current_row_id is None and data.strip():
             self.current_row_id = data.strip()
 
     def limits(self) -> dict[str, dict]:
@@ -100,35 +101,66 @@ def svgs(section: dict) -> list[ET.Element]:
     return out
 
 
-# --- a fixed parity store (no training) ------------------------------------------------------
-def write_parity_store(out: Path) -> None:
-    probe = registry.get("parity")
+# --- a fixed store (no training) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class FixedProfile(Profile):
+    steps: int = 100
+
+
+def _never(*args):
+    raise AssertionError("the fixed probe is judged from stored trials only")
+
+
+def fixed_probe() -> Probe:
+    """A parity-like probe whose trials are written straight into the store."""
+    profiles = {n: FixedProfile(n, (4, 12), 2) for n in ("smoke", "quick", "paper")}
+    return Probe(
+        id="fixed", family="gradients", claim="A fixed claim for the report tests.",
+        sources=("seeds/001_89d092338235e9e1.txt", "Shalev-Shwartz et al. 2017"), version=3,
+        knob=Knob("d", "input bits", unit="bits"),
+        metrics=(Metric("accuracy", "test accuracy", chance=0.5, lo=0, hi=1),
+                 Metric("grad_var", "gradient variance", direction="lower", lo=0, log_scale=True, diagnostic=True),
+                 Metric("grad_var_bound", "its bound", direction="lower", lo=0, log_scale=True, diagnostic=True),
+                 Metric("samples", "samples used", direction="lower", lo=0)),
+        rule=Threshold("accuracy", 0.95), profiles=profiles, make_task=_never, score=_never,
+        contenders=(Contender("mlp_sgd", "deep", _never, tuning="t"), Contender("mlp_adam", "deep", _never, tuning="t"),
+                    Contender("gf2_elimination", "alternative", _never)),
+        references=(Reference("Shalev-Shwartz et al. 2017, Fig. 1", "setup", "d = 5 reaches 1.0", "read off a plot",
+                              points=((4, 1.0),), metric="accuracy"),),
+        budget=lambda p: f"{p.steps} steps",
+    )
+
+
+def write_fixed_store(out: Path) -> Probe:
+    probe = fixed_probe()
     prof = probe.profile("smoke")
     params = prof.params()
     deep_acc = {4: [1.0, 0.99, 1.0], 12: [0.5, 0.52, 0.49]}
-    grad_var = {4: [0.9, 0.8, 0.85], 12: [2e-4, -1e-4, 3e-4]}  # a negative split-half estimate at 12
+    grad_var = {4: [0.9, 0.8, 0.85], 12: [2e-4, -1e-4, 3e-4]}  # a negative estimate at 12
     with Store(out) as store:
         store.start_run("fixed", {"deeplimits": deeplimits.__version__, "python": "3.11", "torch": "2.x",
                                   "numpy": "2.x", "profile": "smoke", "device": "cpu", "cores": 2,
-                                  "probes": {"parity": probe.version}})
+                                  "probes": {"fixed": probe.version}})
         for knob in prof.knob:
             for seed in range(3):
-                deep = TrialSpec("parity", probe.version, "mlp_sgd", "deep", knob, seed, "smoke", params)
-                store.put(TrialRecord.from_spec(deep, {"accuracy": deep_acc[knob][seed],
-                                                       "grad_var": grad_var[knob][seed],
-                                                       "grad_var_bound": 1.3 * 2.0 ** -knob * 16}, None, 1.0,
-                                                "cpu", "fixed"))
-                alt = TrialSpec("parity", probe.version, "gf2_elimination", "alternative", knob, seed, "smoke", params)
+                for arm in ("mlp_sgd", "mlp_adam"):
+                    deep = TrialSpec("fixed", probe.version, arm, "deep", knob, seed, "smoke", params)
+                    store.put(TrialRecord.from_spec(deep, {"accuracy": deep_acc[knob][seed],
+                                                           "grad_var": grad_var[knob][seed],
+                                                           "grad_var_bound": 1.3 * 2.0 ** -knob * 16}, None, 1.0,
+                                                    "cpu", "fixed"))
+                alt = TrialSpec("fixed", probe.version, "gf2_elimination", "alternative", knob, seed, "smoke", params)
                 store.put(TrialRecord.from_spec(alt, {"accuracy": 1.0, "samples": knob + 20.0}, None, 0.01, "cpu",
                                                 "fixed"))
         store.end_run("fixed")
+    return probe
 
 
 @pytest.fixture(scope="module")
 def parity_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("parity-report")
-    write_parity_store(out)
-    index = build_report(out)
+    out = tmp_path_factory.mktemp("fixed-report")
+    probe = write_fixed_store(out)
+    index = build_report(out, probes=[probe])
     return out, index.read_text(encoding="utf-8")
 
 
@@ -139,36 +171,47 @@ def test_golden_structure(parity_report: tuple[Path, str]) -> None:
     for sid in ("overview", "rules", "runs"):
         assert sid in page.sections, sid
     limits = page.limits()
-    assert len(limits) == len(registry.all_probes())  # every registered limit has a section
-    parity = limits["limit-parity"]
-    assert parity["badges"][0] == "holds"
-    text = page.text("limit-parity")
-    assert "breaking point d = 12" in text
-    assert "deeplimits run parity --profile smoke --seeds 3" in text  # 3 seeds stored, smoke has 2
+    fixed = limits["limit-fixed"]
+    assert fixed["badges"][0] == "holds"
+    text = page.text("limit-fixed")
+    assert "breaking point d = 12 of 4–12" in text
+    assert "deeplimits run fixed --profile smoke --seeds 3" in text  # 3 seeds stored, smoke has 2
     assert "Shalev-Shwartz et al. 2017, Fig. 1" in text and "read off a plot" in text  # the reference text
-    # accuracy vs d, and grad_var with grad_var_bound on one log panel, and samples
-    assert len(parity["imgs"]) == 3
-    titles = " ".join(t.strip() for t in parity["text"])
+    assert "SyncedReview" in text and "seeds/001" not in text  # sources named for readers
+    assert "mean over 3 seeds" in text and "Student-t" in text  # the statistics on the caption
+    assert "no budget check" in text  # the probe declares no budget fields
+    # accuracy vs d, then (collapsed) grad_var with grad_var_bound on one log panel, and samples
+    assert len(fixed["imgs"]) == 3
+    assert "2 more figures" in text
+    titles = " ".join(t.strip() for t in fixed["text"])
     assert "grad_var, grad_var_bound vs d (log scale)" in titles
     assert "mean ≤ 0 at 12 not drawn" in text or "CI reaches ≤ 0 at 12" in text  # the log-axis note
-    for svg in svgs(parity):
+    for svg in svgs(fixed):
         assert svg.tag.endswith("svg")
-    # the overview: one badge per limit, grouped by family; not-run limits say so
-    assert page.overview_badges["parity"] == "holds"
-    others = [k for k in registry.all_probes() if k != "parity"]
-    assert all(page.overview_badges[k] == "not run" for k in others)
-    assert "gradients" in page.text("overview").lower()
+    # the overview: numbers per limit
+    assert page.overview_badges["fixed"] == "holds"
+    overview = page.text("overview")
+    assert "at d = 12: mlp_sgd 0.503 [" in overview and "vs gf2_elimination 1 [1, 1]" in overview
+    assert "smoke" in overview and "100 steps" in overview
     assert 'href="#rules"' in html
     runs = page.text("runs")
-    assert "fixed" in runs and "smoke" in runs and f"parity v{registry.get('parity').version}" in runs
+    assert "fixed" in runs and "smoke" in runs and "fixed v3" in runs
+
+
+def test_every_registered_limit_has_a_section(tmp_path: Path) -> None:
+    Store(tmp_path).close()
+    page = Page(build_report(tmp_path).read_text(encoding="utf-8"))
+    assert len(page.limits()) == len(registry.all_probes())
+    assert all(page.overview_badges[k] == "not run" for k in registry.all_probes())
 
 
 def test_self_contained(parity_report: tuple[Path, str]) -> None:
-    """One folder that opens from disk: no script, no network, no external stylesheet or font."""
+    """One folder that opens from disk: no network, no external script, stylesheet or font."""
     _, html = parity_report
     page = Page(html)
+    assert sum(tag == "script" for tag, _ in page.tags) == 1  # the overview's inline filter/sort
     for tag, attrs in page.tags:
-        assert tag != "script"
+        assert not (tag == "script" and "src" in attrs)
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
             if name in ("src", "href") and value:
@@ -179,7 +222,7 @@ def test_self_contained(parity_report: tuple[Path, str]) -> None:
 def test_rebuild_uses_cache_and_matches(parity_report: tuple[Path, str]) -> None:
     out, html = parity_report
     assert list((out / ".report-cache").glob("*.json"))
-    again = build_report(out).read_text(encoding="utf-8")
+    again = build_report(out, probes=[fixed_probe()]).read_text(encoding="utf-8")
     strip = lambda t: re.sub(r"report built [^·]*·", "", t)  # noqa: E731
     assert strip(again) == strip(html)
 
@@ -194,12 +237,20 @@ class FakeProfile(Profile):
 
 
 def _evil_task(knob, rng, profile):
-    return float(rng.random())
+    return Task(float(rng.random()))
+
+
+def _passthrough(task, output, ctx):
+    return dict(output)
 
 
 def _deep(task, ctx):
     hard = LEVELS.index(ctx.knob)
     return {"accuracy": 0.99 - 0.45 * hard + 0.005 * task}
+
+
+def _deep2(task, ctx):
+    return {"accuracy": 0.985 - 0.46 * LEVELS.index(ctx.knob) + 0.005 * task}
 
 
 def _alt(task, ctx):
@@ -215,16 +266,16 @@ def hostile_probe() -> Probe:
         sources=("source <img src=x onerror=alert(1)>",), version=1,
         knob=Knob("level", "a categorical knob", unit="<u>"),
         metrics=(Metric("accuracy", f"acc {HOSTILE}", chance=0.5, lo=0, hi=1),),
-        rule=Threshold("accuracy", 0.9), profiles=profiles, make_task=_evil_task,
-        contenders=(Contender(HOSTILE, "deep", _deep, "the $x^2$ $net$"),
-                    Contender("a$b$c", "alternative", _alt)),
+        rule=Threshold("accuracy", 0.9), profiles=profiles, make_task=_evil_task, score=_passthrough,
+        contenders=(Contender(HOSTILE, "deep", _deep, "the $x^2$ $net$", tuning="t"),
+                    Contender("deep2", "deep", _deep2, tuning="t"), Contender("a$b$c", "alternative", _alt)),
         references=(Reference(f"ref {HOSTILE}", "setup", "value", "verbatim",
                               points=(("1-easy", 1.0), ("nowhere", 0.5)), metric="accuracy"),),
     )
 
 
 def _cost_task(knob, rng, profile):
-    return float(rng.random())
+    return Task(float(rng.random()))
 
 
 def _cost_deep(task, ctx):
@@ -243,8 +294,9 @@ def ratio_probe() -> Probe:
         metrics=(Metric("samples", "samples to target", direction="lower", lo=0, unit="samples", log_scale=True),
                  Metric("accuracy", "final accuracy", chance=0.5, lo=0, hi=1)),
         rule=Ratio("samples", 10.0), control=Control(metric="accuracy", success=0.9), profiles=profiles,
-        make_task=_cost_task,
-        contenders=(Contender("deep", "deep", _cost_deep), Contender("alt", "alternative", _cost_alt)),
+        make_task=_cost_task, score=_passthrough,
+        contenders=(Contender("deep", "deep", _cost_deep, tuning="t"),
+                    Contender("deep2", "deep", _cost_deep, tuning="t"), Contender("alt", "alternative", _cost_alt)),
     )
 
 
@@ -262,7 +314,7 @@ def test_hostile_names_are_text(fake_report: tuple[Path, str]) -> None:
     assert HOSTILE not in html and "<img src=x" not in html and "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     page = Page(html)
-    assert not any(tag == "script" for tag, _ in page.tags)
+    assert sum(tag == "script" for tag, _ in page.tags) == 1  # only the page's own inline script
     assert not any(name.startswith("on") for _, attrs in page.tags for name in attrs)
     evil = page.limits()["limit-evil_probe"]
     found = False
@@ -277,12 +329,13 @@ def test_failed_trials_and_categorical_knob(fake_report: tuple[Path, str]) -> No
     _, html = fake_report
     page = Page(html)
     evil = page.text("limit-evil_probe")
-    assert "1 of 9 trials failed" in evil or "1 of 18 trials failed" in evil
+    assert "1 of 27 trials failed" in evil
     assert "boom" in evil and "RuntimeError" in evil
     assert "point(s) at nowhere not drawn" in evil  # a reference point off the categorical axis
     # it holds from the middle level on; the failed trial at the hard end is listed among the reasons
     assert page.limits()["limit-evil_probe"]["badges"][0] == "holds"
-    assert "breaking point level = 2-<i>mid</i>" in evil and "1 failed trial(s)" in evil
+    assert "breaking point level = 2-<i>mid</i> of 1-easy, 2-<i>mid</i>, 3-hard" in evil
+    assert "1 failed trial(s)" in evil
     assert len(page.limits()["limit-evil_probe"]["imgs"]) == 1
 
 
@@ -307,13 +360,13 @@ def test_not_run_limits(tmp_path: Path) -> None:
 
 
 def test_reproduce_command() -> None:
-    probe = registry.get("parity")
+    probe = fixed_probe()
     base = probe.profile("quick")
     import dataclasses
 
-    assert render.reproduce(probe, base) == "deeplimits run parity --profile quick"
+    assert render.reproduce(probe, base) == "deeplimits run fixed --profile quick"
     changed = dataclasses.replace(base, knob=(30, 5), seeds=3, steps=500)
-    assert render.reproduce(probe, changed) == ("deeplimits run parity --profile quick --set d=30,5 "
+    assert render.reproduce(probe, changed) == ("deeplimits run fixed --profile quick --set d=30,5 "
                                                "--set steps=500 --seeds 3")
 
 
@@ -383,7 +436,7 @@ def test_browser_renders_page(browser: str, parity_report: tuple[Path, str], fak
     assert len(colours) > 50 and non_white > 0.03, (len(colours), non_white)
     dom = subprocess.run([browser, *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
-    assert 'id="limit-parity"' in dom and "holds" in dom
+    assert 'id="limit-fixed"' in dom and "holds" in dom
     keep = ROOT / "deeplimits-out" / "report-check"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copy(index, keep / "index.html")

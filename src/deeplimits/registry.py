@@ -6,8 +6,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import warnings
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from .probe import Probe, UsageError
 
@@ -28,16 +30,58 @@ def all_probes() -> dict[str, Probe]:
     for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
         if info.ispkg:
             continue
-        probe = _from_module(importlib.import_module(info.name))
+        try:
+            module = importlib.import_module(info.name)
+        except Exception as exc:  # noqa: BLE001 - one broken probe file must not hide the others
+            _warn(f"skipped {info.name}: {_oneline(exc)}")
+            continue
+        probe = _from_module(module)
         if probe is not None:
             found[probe.id] = probe
+    builtin = set(found)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = ep.load()
-        probe = loaded if isinstance(loaded, Probe) else _from_module(loaded)
+        probe = _load_plugin(ep)
         if probe is None:
-            raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a deeplimits Probe")
-        found.setdefault(probe.id, probe)
+            continue
+        where = f"plugin {ep.name!r} ({ep.value}) of package {_package(ep)}"
+        if probe.id in found:
+            owner = "a built-in limit" if probe.id in builtin else "another plugin"
+            _warn(f"{where} declares id {probe.id!r}, already taken by {owner}: the plugin is ignored")
+            continue
+        found[probe.id] = probe
     return dict(sorted(found.items(), key=lambda kv: (kv[1].family, kv[0])))
+
+
+class PluginWarning(UserWarning):
+    """A probe module or plugin was skipped (the CLI prints it as one line)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, PluginWarning, stacklevel=3)
+
+
+def _oneline(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _package(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return repr(getattr(dist, "name", None) or ep.value.split(":")[0].split(".")[0])
+
+
+def _load_plugin(ep: Any) -> Probe | None:
+    """One entry point's probe; a plugin that fails to load or is not a Probe is skipped with a warning."""
+    where = f"plugin {ep.name!r} ({ep.value}) of package {_package(ep)}"
+    try:
+        loaded = ep.load()
+    except Exception as exc:  # noqa: BLE001 - one broken plugin must not break every command
+        _warn(f"skipped {where}: it failed to import: {_oneline(exc)}")
+        return None
+    probe = loaded if isinstance(loaded, Probe) else _from_module(loaded)
+    if probe is None:
+        _warn(f"skipped {where}: it is a {type(loaded).__name__}, not a deeplimits Probe (or a module with PROBE)")
+    return probe
 
 
 def get(limit_id: str) -> Probe:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import shlex
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,6 +21,19 @@ from ..results import LimitResult
 from ..stats import MIN_SEEDS, Cell
 from . import plots
 from .figures import FIGSIZE, SMALL_FIGSIZE, render_panels
+from .text import (
+    at_breaking_point,
+    check_text,
+    fmt_seconds,
+    fmt_time,
+    fmt_value,
+    for_readers,
+    knob_label,
+    knob_range,
+    knob_text,
+    label,
+    slug,
+)
 
 OUTCOME_CLASS = {"holds": "holds", "does not hold": "nothold", "inconclusive": "inconclusive",
                  "invalid": "invalid", "not run": "notrun"}
@@ -70,56 +82,13 @@ class SectionView:
     runs: str
     devices: str
     requires: str
-
-
-# --- small formatting helpers ---------------------------------------------------------------
-def fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "—"
-    if s < 60:
-        return f"{s:.1f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60)} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-
-
-def fmt_time(t: float | None) -> str:
-    if t is None:
-        return "—"
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def fmt_value(v: Any) -> str:
-    if isinstance(v, tuple | list):
-        return ",".join(fmt_value(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.3g}"
-    return str(v)
-
-
-def slug(text: str, taken: set[str]) -> str:
-    base = "limit-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x")
-    anchor, i = base, 2
-    while anchor in taken:
-        anchor, i = f"{base}-{i}", i + 1
-    taken.add(anchor)
-    return anchor
-
-
-def label(metric: Metric) -> str:
-    unit = f" [{metric.unit}]" if metric.unit else ""
-    arrow = "↑" if metric.direction == "higher" else "↓"
-    return f"{metric.name}{unit} ({arrow} better)"
-
-
-def knob_label(probe: Probe) -> str:
-    return f"{probe.knob.name} [{probe.knob.unit}]" if probe.knob.unit else probe.knob.name
-
-
-def knob_text(probe: Probe) -> str:
-    k = probe.knob
-    unit = f" [{k.unit}]" if k.unit else ""
-    return f"{k.name}{unit}: {k.description} (harder as it {'increases' if k.harder == 'increasing' else 'decreases'})"
+    profile: str = "—"
+    tried: str = "—"  # the knob range tried, e.g. "5–30"
+    where: str = "—"  # best deep arm vs best helper at the breaking point (or the hardest value)
+    budget: str = ""  # the short budget phrase
+    budget_check: str = ""
+    stats: str = ""  # the CI method and seed count, for captions
+    wall_s: float = 0.0
 
 
 def rule_text(probe: Probe) -> str:
@@ -161,11 +130,20 @@ def reproduce(probe: Probe, profile: Profile) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _styles(result: LimitResult) -> dict[str, tuple[str, str]]:
-    """Contender -> (colour, marker): the deep contender first (vermillion), then by role."""
-    names = _contenders(result)
-    return {n: (plots.OKABE_ITO[i % len(plots.OKABE_ITO)], plots.MARKERS[i % len(plots.MARKERS)])
-            for i, n in enumerate(names)}
+def _styles(result: LimitResult) -> dict[str, tuple[str, str, str]]:
+    """Contender -> (colour, marker, line style), by role: deep arms warm and solid, alternatives
+    blue and dashed, remedies green/orange and dash-dotted, challengers black and dotted."""
+    roles = {c.name: c.role for c in result.probe.contenders}
+    for r in result.records:
+        roles.setdefault(r.contender, r.role)
+    seen: dict[str, int] = defaultdict(int)
+    out = {}
+    for n in _contenders(result):
+        colours, linestyle, markers = plots.ROLE_STYLE.get(roles.get(n, "challenger"), plots.ROLE_STYLE["challenger"])
+        i = seen[roles.get(n, "challenger")]
+        seen[roles.get(n, "challenger")] += 1
+        out[n] = (colours[i % len(colours)], markers[i % len(markers)], linestyle)
+    return out
 
 
 def _contenders(result: LimitResult) -> list[str]:
@@ -179,8 +157,8 @@ def _contenders(result: LimitResult) -> list[str]:
     return sorted(names, key=lambda n: (ROLE_ORDER.get(roles[n], 9), order.index(n)))
 
 
-def _series(result: LimitResult, metric: str, knobs: list[Any], styles: dict[str, tuple[str, str]],
-            suffix: str = "", linestyle: str = "-") -> list[plots.Series]:
+def _series(result: LimitResult, metric: str, knobs: list[Any], styles: dict[str, tuple[str, str, str]],
+            suffix: str = "", linestyle: str | None = None) -> list[plots.Series]:
     cells: dict[str, dict[str, Cell]] = defaultdict(dict)
     for c in result.verdict.cells:
         if c.metric == metric:
@@ -192,9 +170,9 @@ def _series(result: LimitResult, metric: str, knobs: list[Any], styles: dict[str
             continue
         ks = [k for k in knobs if repr(k) in mine]
         pick = [mine[repr(k)] for k in ks]
-        colour, marker = styles[name]
+        colour, marker, role_style = styles[name]
         out.append(plots.Series(name + suffix, tuple(ks), tuple(c.mean for c in pick), tuple(c.lo for c in pick),
-                                tuple(c.hi for c in pick), colour, marker, linestyle))
+                                tuple(c.hi for c in pick), colour, marker, linestyle or role_style))
     return out
 
 
@@ -202,9 +180,8 @@ def _refs(probe: Probe, metric: str) -> tuple[plots.RefPoints, ...]:
     out = []
     for i, ref in enumerate(probe.references):
         if ref.points and (ref.metric or probe.rule.metric) == metric:
-            name = ref.source if len(ref.source) <= 38 else ref.source[:37] + "…"
             marker = plots.MARKERS[(i + 3) % len(plots.MARKERS)]
-            out.append(plots.RefPoints(f"[{i + 1}] {name}", tuple(ref.points), marker))
+            out.append(plots.RefPoints(f"[{i + 1}] {ref.source}", tuple(ref.points), marker))
     return tuple(out)
 
 
@@ -226,7 +203,8 @@ def figures(result: LimitResult) -> list[tuple[FigureView, plots.Panel]]:
                         references=_refs(probe, main.name), size=FIGSIZE)
     out = [(FigureView(f"{main.name} vs {probe.knob.name}", "",
                        f"{main.name} against {probe.knob.name} for each contender, mean and 95% CI", [],
-                       "Lines: mean over seeds; bands: 95% Student-t CI; hollow markers: published figure."), panel)]
+                       f"Lines: mean over {profile.seeds} seeds; bands: 95% Student-t CI; hollow markers: "
+                       "published figure; grey band: breaking point."), panel)]
     if isinstance(rule, Ratio | Gap):
         ks = tuple(k for k in knobs if k in verdict.comparisons)
         is_ratio = isinstance(rule, Ratio)
@@ -236,14 +214,16 @@ def figures(result: LimitResult) -> list[tuple[FigureView, plots.Panel]]:
         title = "ratio deep ÷ alternative" if is_ratio else "gap baseline − deep"
         out.append((FigureView(f"{title} vs {probe.knob.name}", "", f"{title} with paired 95% CI per knob value",
                                [] if ks else ["no knob value had enough paired seeds for a comparison"],
-                               "Points: paired estimate (ratios: geometric mean over seeds); bars: 95% CI; dashed: the rule's line."),
+                               f"Points: the best deep arm against the strongest alternative, paired over "
+                               f"{profile.seeds} seeds (ratios: "
+                               "geometric mean); bars: 95% Student-t CI; dashed: the rule's line."),
                     plots.Panel(**base, ylabel=what, breaking=bp, comparison=cmp, size=FIGSIZE)))
     out.extend(_secondary(result, knobs, base, styles))
     return out
 
 
 def _secondary(result: LimitResult, knobs: list[Any], base: dict[str, Any],
-               styles: dict[str, tuple[str, str]]) -> list[tuple[FigureView, plots.Panel]]:
+               styles: dict[str, tuple[str, str, str]]) -> list[tuple[FigureView, plots.Panel]]:
     """Other measured metrics; log-scale metrics of one unit share a panel (e.g. a quantity and its bound)."""
     probe, verdict = result.probe, result.verdict
     skip = {probe.rule.metric, getattr(probe.rule, "baseline_metric", None)}
@@ -257,7 +237,8 @@ def _secondary(result: LimitResult, knobs: list[Any], base: dict[str, Any],
         series, refs = [], ()
         for j, m in enumerate(group):
             suffix = f" · {m.name}" if len(group) > 1 else ""
-            series += _series(result, m.name, knobs, styles, suffix, plots.LINESTYLES[j % len(plots.LINESTYLES)])
+            style = plots.LINESTYLES[j % len(plots.LINESTYLES)] if len(group) > 1 else None
+            series += _series(result, m.name, knobs, styles, suffix, style)
             refs += _refs(probe, m.name)
         unit = f" [{group[0].unit}]" if group[0].unit else ""
         ylabel = " / ".join(m.name for m in group) + unit if len(group) > 1 else label(group[0])
@@ -290,7 +271,8 @@ def section(result: LimitResult, taken: set[str]) -> SectionView:
             for i, r in enumerate(probe.references)]
     return SectionView(
         anchor=slug(probe.id, taken), id=probe.id, family=probe.family, claim=probe.claim,
-        sources=list(probe.sources), version=probe.version, outcome=outcome, badge=OUTCOME_CLASS.get(outcome, "notrun"),
+        sources=[for_readers(src) for src in probe.sources], version=probe.version, outcome=outcome,
+        badge=OUTCOME_CLASS.get(outcome, "notrun"),
         sentence=verdict.sentence if run else "not run",
         breaking=f"{probe.knob.name} = {fmt_value(verdict.breaking_point)}"
         if run and verdict.breaking_point is not None else "—",
@@ -312,6 +294,13 @@ def section(result: LimitResult, taken: set[str]) -> SectionView:
         runs=", ".join(sorted({r.run_id for r in result.records if r.run_id})) or "—",
         devices=", ".join(sorted({r.device for r in result.records})) or "—",
         requires=", ".join(probe.requires) + (f" (extra [{probe.extra}])" if probe.extra else ""),
+        profile=profile.name if run else "—",
+        tried=knob_range(probe, list(verdict.best_arm) or list(profile.knob)) if run else "—",
+        where=at_breaking_point(result) if run else "—",
+        budget=probe.budget(profile) if run else "",
+        budget_check=check_text(result) if run else "",
+        stats=f"mean of {profile.seeds} seeds, 95% Student-t CI" if run else "",
+        wall_s=result.wall_time if run else 0.0,
     )
 
 
@@ -362,7 +351,10 @@ def context(results: list[LimitResult], runs: Sequence[dict[str, Any]], version:
         view.uri, view.notes = uri, view.notes + notes
         s.figures.append(view)
     by_family = families(sections)
-    return {"sections": sections, "families": by_family, "counts": counts(sections), "runs": run_views(runs),
+    from .atlas import render_atlas
+
+    return {"atlas": render_atlas(results), "sections": sections, "families": by_family, "counts": counts(sections),
+            "runs": run_views(runs),
             "n_runs": len(runs), "version": version, "min_seeds": MIN_SEEDS,
             "built": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "ordered": [s for _, group in by_family for s in group]}
