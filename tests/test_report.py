@@ -419,6 +419,7 @@ def test_browser_renders_page(browser: str, parity_report: tuple[Path, str], fak
 
     out, _ = parity_report
     index = out / "report" / "index.html"
+    assert fake_report  # the hostile page is built too (its own checks are above)
     shot = out / "report" / "screenshot.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -437,6 +438,10 @@ def test_browser_renders_page(browser: str, parity_report: tuple[Path, str], fak
     dom = subprocess.run([browser, *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     assert 'id="limit-fixed"' in dom and "holds" in dom
+    # the overview's numbers and the atlas figure, as the browser built them
+    for column in ("breaking point (of range tried)", "best deep arm vs best helper there", "profile", "seeds", "budget"):
+        assert column in dom, column
+    assert 'class="atlas"' in dom and "data:image/svg+xml;base64," in dom
     keep = ROOT / "deeplimits-out" / "report-check"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copy(index, keep / "index.html")
