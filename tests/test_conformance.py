@@ -38,7 +38,8 @@ def test_check_probe_catches_weak_alternative() -> None:
     from toy import deep, make_probe, steep
 
     probe = make_probe().with_contenders(
-        deeplimits.Contender("line", "deep", deep, tuning="none"), deeplimits.Contender("steep", "deep", steep, tuning="none"),
+        deeplimits.Contender("line", "deep", deep, tuning="none"),
+        deeplimits.Contender("steep", "deep", steep, tuning="none"),
         deeplimits.Contender("coin", "alternative", lambda t, c: 0.4), replace=True)
     with pytest.raises(ProbeCheckError, match="does not beat chance"):
         check_probe(probe)

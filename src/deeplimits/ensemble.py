@@ -156,7 +156,8 @@ def predict(ensemble: Ensemble, x: torch.Tensor, batch: int = 4096) -> torch.Ten
 def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], epochs: int, batch: int,
                  lr: float, optimizer: str = "adam", x_val: torch.Tensor | None = None,
-                 y_val: torch.Tensor | None = None, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy,
+                 y_val: torch.Tensor | None = None,
+                 score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy,
                  patience: int | None = None, generator: torch.Generator | None = None,
                  **options: Any) -> dict[str, torch.Tensor]:
     """Train every member for `epochs` passes over its own data (fairness rule 2: budgets follow
