@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import profiles, registry
 from .probe import PROFILE_NAMES, Threshold, UsageError
@@ -20,6 +26,8 @@ console = Console()
 BADGES = {"holds": "bold red", "does not hold": "bold green", "inconclusive": "yellow", "invalid": "magenta"}
 
 INTERRUPTED = "deeplimits: interrupted; finished trials are kept, run the same command again to resume"
+TERMINATED = "deeplimits: terminated (SIGTERM); finished trials are kept, run the same command again to resume"
+REPORT_FAILED = 1  # exit code of a run whose trials and verdicts are fine but whose report could not be written
 Out = Annotated[Path, typer.Option("--out", "-o", help="output folder (store + report)")]
 
 
@@ -30,7 +38,9 @@ def list_limits() -> None:
     for probe in registry.all_probes().values():
         missing = probe.missing_requirements()
         status = f"needs [{probe.extra}]" if missing else "ready"
-        table.add_row(probe.id, probe.family, probe.claim, status, "; ".join(probe.sources))
+        status += ", takes --estimator" if probe.as_arrays is not None else ""
+        # probe text is data: Text cells print `[/i]` or `[lo, hi]` literally instead of as markup
+        table.add_row(*map(Text, (probe.id, probe.family, probe.claim, status, "; ".join(probe.sources))))
     console.print(table)
 
 
@@ -38,28 +48,35 @@ def list_limits() -> None:
 def show(limit_id: str) -> None:
     """One limit: claim, sources, knob, contenders, metrics, profiles, reference figures."""
     p = registry.get(limit_id)
-    console.print(f"[bold]{p.id}[/] ({p.family}, version {p.version})\n{p.claim}\n")
-    console.print("[bold]sources[/]: " + "; ".join(p.sources))
-    console.print(f"[bold]knob[/] {p.knob.name}: {p.knob.description} (harder when {p.knob.harder})")
+    e = escape  # probe text is data, printed literally (never read as rich markup)
+    console.print(f"[bold]{e(p.id)}[/] ({e(p.family)}, version {p.version})\n{e(p.claim)}\n")
+    console.print("[bold]sources[/]: " + e("; ".join(p.sources)))
+    console.print(f"[bold]knob[/] {e(p.knob.name)}: {e(p.knob.description)} (harder when {p.knob.harder})")
     rule = p.rule
     what = (f"{rule.metric} succeeds at {'≥' if p.metric(rule.metric).direction == 'higher' else '≤'} {rule.success}"
             if isinstance(rule, Threshold) else f"{rule.kind} on {rule.metric}: {rule}")
-    console.print(f"[bold]rule[/]: {what}; positive control: {p.control.description}")
+    console.print(f"[bold]rule[/]: {e(what)}; positive control: {e(p.control.description)}")
     table = Table("contender", "role", "description")
     for c in p.contenders:
-        table.add_row(c.name, c.role, c.description)
+        table.add_row(Text(c.name), Text(c.role), Text(c.description))
     console.print(table)
     metrics = Table("metric", "direction", "chance", "description")
     for m in p.metrics:
-        metrics.add_row(m.name, m.direction, "" if m.chance is None else str(m.chance), m.description)
+        metrics.add_row(Text(m.name), m.direction, "" if m.chance is None else str(m.chance), Text(m.description))
     console.print(metrics)
-    profs = Table("profile", p.knob.name, "seeds", "budget")
+    profs = Table("profile", Text(p.knob.name), "seeds", "budget")
     for name in PROFILE_NAMES:
         prof = p.profile(name)
-        profs.add_row(name, ", ".join(map(str, prof.knob)), str(prof.seeds), p.budget(prof))
+        profs.add_row(name, Text(", ".join(map(str, prof.knob))), str(prof.seeds), Text(p.budget(prof)))
     console.print(profs)
     for ref in p.references:
-        console.print(f"[bold]reference[/] {ref.source} ({ref.provenance}): {ref.value}\n  setup: {ref.setup}")
+        console.print(f"[bold]reference[/] {e(ref.source)} ({e(ref.provenance)}): {e(ref.value)}\n"
+                      f"  setup: {e(ref.setup)}")
+    from .challenge import learner_view
+
+    console.print("[bold]what a learner sees[/] (deeplimits challenge):")
+    for line in learner_view(p):
+        console.print(Text(f"  {line}"))
 
 
 @app.command()
@@ -74,45 +91,90 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: knob=v1,v2 or field=value")] = None,
     out: Out = DEFAULT_OUT,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip writing the HTML report")] = False,
-) -> None:
+) -> int:
     """Run limits, store every trial, print the verdicts and write the report."""
     from .runner import run as run_api
 
     if profile not in PROFILE_NAMES:
         raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
-    _check_out(out)
+    _check_jobs(jobs)
+    _check_address(backend, address)
+    _check_out(out)  # creates nothing: the store makes the folder once every input is valid
     result = run_api(ids or None, profile, seeds=seeds, overrides=profiles.parse_set(set_), out=out, jobs=jobs,
-                     backend=backend, address=address, device=device, report=not no_report)
-    table = Table("limit", "verdict", "breaking point", "measured at", title=f"verdicts ({profile})")
-    for limit, v in result.verdicts.items():
-        table.add_row(limit, f"[{BADGES[v.outcome]}]{v.outcome}[/]",
-                      "" if v.breaking_point is None else str(v.breaking_point), v.sentence)
-    console.print(table)
-    for limit, v in result.verdicts.items():
-        for reason in v.reasons[:3]:
-            console.print(f"  {limit}: {reason}", style="dim")
+                     backend=backend, address=address, device=device, report=False)
+    _print_verdicts(result.verdicts, f"verdicts ({profile})")
     for limit, why in result.skipped.items():
-        console.print(f"[yellow]skipped {limit}[/]: {why}")
+        console.print(f"[yellow]skipped {escape(limit)}[/]: {escape(why)}")
     failed = result.failed
     if failed:
-        console.print(f"[yellow]{len(failed)} failed trial(s)[/]; first: {failed[0].error}")
-    console.print(f"{result.ran} trial(s) run, {len(result.records) - result.ran} from the store, "
-                  f"{result.wall_time:.1f} s; store {out / 'trials.sqlite'}"
-                  + ("" if no_report else f"; report {out / 'report' / 'index.html'}"))
+        console.print(f"[yellow]{len(failed)} failed trial(s)[/]; first: {escape(str(failed[0].error))}")
+    console.print(Text(f"{result.ran} trial(s) run, {len(result.records) - result.ran} from the store, "
+                       f"{result.wall_time:.1f} s; store {out / 'trials.sqlite'}"))
+    if no_report:
+        return 0
+    from .report import build_report
+
+    try:
+        console.print(Text(f"report {build_report(out)}"))
+    except OSError as exc:  # the trials and verdicts above are stored: only the page is missing
+        print(f"deeplimits: error: report not written: {_os_error(exc)}; the trials are stored, "
+              f"`deeplimits report --out {out} --to FOLDER` writes it elsewhere", file=sys.stderr)
+        return REPORT_FAILED
+    return 0
+
+
+def _print_verdicts(verdicts: dict[str, Any], title: str) -> None:
+    table = Table("limit", "verdict", "breaking point", "measured at", title=title)
+    for limit, v in verdicts.items():
+        table.add_row(Text(limit), f"[{BADGES[v.outcome]}]{v.outcome}[/]",
+                      Text("" if v.breaking_point is None else str(v.breaking_point)), Text(v.sentence))
+    console.print(table)
+    for limit, v in verdicts.items():
+        for reason in v.reasons[:3]:
+            console.print(Text(f"  {limit}: {reason}", style="dim"))
+
+
+@app.command()
+def verdicts(
+    ids: Annotated[list[str] | None, typer.Argument(help="limit ids (default: every registered limit)")] = None,
+    out: Out = DEFAULT_OUT,
+) -> None:
+    """The verdicts of the trials stored in --out, read-only: nothing is run or written."""
+    from . import results
+
+    found = {r.probe.id: r.verdict for r in results.load(out, ids or None) if r.verdict is not None}
+    if not found:
+        console.print(Text(f"no stored trials of {'these limits' if ids else 'any registered limit'} in {out}"))
+        return
+    _print_verdicts(found, f"verdicts stored in {out}")
 
 
 @app.command()
 def report(out: Out = DEFAULT_OUT,
-           jobs: Annotated[int | None, typer.Option(help="processes drawing figures (default: cores)")] = None
+           jobs: Annotated[int | None, typer.Option(help="processes drawing figures (default: cores)")] = None,
+           to: Annotated[Path | None, typer.Option("--to", help="folder for index.html (default: <out>/report)")
+                         ] = None,
            ) -> None:
     """Rebuild the HTML report from the store alone (nothing is re-run)."""
-    import os
-
     from .report import build_report
     from .store import Store
 
+    _check_jobs(jobs)
     Store(out, create=False).close()
-    console.print(f"report: {build_report(out, workers=jobs or os.cpu_count() or 1)}")
+    workers = jobs or os.cpu_count() or 1
+    try:
+        if to is None:
+            path = build_report(out, workers=workers)
+        else:  # e.g. from a read-only --out: nothing is written there (no figure cache either)
+            from .report import _runs, load_results, render_html
+
+            html = render_html(load_results(out), _runs(out), workers, None)
+            to.mkdir(parents=True, exist_ok=True)
+            path = to / "index.html"
+            path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {_os_error(exc)}; `--to FOLDER` writes it elsewhere") from None
+    console.print(Text(f"report: {path}"))
 
 
 @app.command()
@@ -127,43 +189,169 @@ def export(
 
     if limit is not None:
         registry.get(limit)
-    console.print(f"wrote {export_api(out, fmt, path, limit)}")
+    try:
+        console.print(Text(f"wrote {export_api(out, fmt, path, limit)}"))
+    except OSError as exc:
+        raise UsageError(f"cannot write the export: {_os_error(exc)}; `--path FILE` writes it elsewhere") from None
+
+
+CHALLENGE_HELP = """Try to break a limit with your own model: it runs as a challenger beside the limit's own
+contenders (their stored trials are reused) and the command says at which knob values it succeeds
+where every deep arm fails.
+
+WARNING: loading a challenger executes its code (the file or module you name, or the estimator's
+package) with your permissions, in this process and in the worker processes.
+
+--contender path/to/file.py:make (or package.module:make): make() returns a deeplimits.Contender, or
+make is itself the learner function fn(public, ctx) -> output; `deeplimits show LIMIT` prints what
+`public` holds and how the output is scored. --estimator package.module:Class (scikit-learn style,
+with --param key=value) for limits that declare their task as arrays."""
+
+
+@app.command(help=CHALLENGE_HELP)
+def challenge(
+    limit_id: Annotated[str, typer.Argument(help="the limit to challenge")],
+    contender: Annotated[str | None, typer.Option("--contender", "-c", help="path/to/file.py:make or "
+                                                  "package.module:make (executes that code)")] = None,
+    estimator: Annotated[str | None, typer.Option(
+        help="package.module:Class with fit/predict, e.g. sklearn.ensemble:RandomForestClassifier (executes that code)"
+    )] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="estimator parameter key=value (repeatable)")
+                     ] = None,
+    name: Annotated[str | None, typer.Option(help="the challenger's name (default: its function's or class's)")
+                    ] = None,
+    profile: Annotated[str, typer.Option(help="smoke | quick | paper")] = "quick",
+    seeds: Annotated[int | None, typer.Option(help="seeds per cell (default: the profile's)")] = None,
+    jobs: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
+    backend: Annotated[str, typer.Option(help="local | ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --backend ray)")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: knob=v1,v2 or field=value")] = None,
+    out: Out = DEFAULT_OUT,
+    no_report: Annotated[bool, typer.Option("--no-report", help="skip writing the HTML report")] = False,
+) -> int:
+    from .challenge import challenge as challenge_api
+    from .challenge import parse_param
+
+    if profile not in PROFILE_NAMES:
+        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    _check_address(backend, address)
+    _check_out(out)
+    params = dict(parse_param(p) for p in param or [])
+    res = challenge_api(limit_id, contender, estimator=estimator, params=params, name=name, profile=profile,
+                        overrides=profiles.parse_set(set_), seeds=seeds, out=out, jobs=jobs, backend=backend,
+                        address=address, device=device, report=not no_report)
+    table = Table(escape(res.knob), escape(f"best deep arm ({res.metric})"), escape(f"{res.challenger} ({res.metric})"),
+                  "broken here", title=Text(f"{res.limit}: the deep arms' verdict here is '{res.outcome}'"))
+    ci = lambda c: "—" if c is None else f"{c[0]:.3g} [{c[1]:.3g}, {c[2]:.3g}]"
+    for row in res.rows:
+        table.add_row(Text(str(row.knob)), Text(f"{row.deep_arm}: {ci(row.deep)}"), Text(ci(row.challenger)),
+                      "[bold red]yes[/]" if row.broken else "no")
+    console.print(table)
+    if res.failed:
+        console.print(Text(f"{len(res.failed)} challenger trial(s) failed; first: {res.failed[0].error}",
+                           style="yellow"), soft_wrap=True)
+    console.print(Text(res.sentence, style="bold"), soft_wrap=True)
+    where = f"store {out / 'trials.sqlite'}" + ("" if no_report else f"; report {out / 'report' / 'index.html'}")
+    console.print(Text(f"{res.run.ran} trial(s) run, {len(res.run.records) - res.run.ran} from the store; {where}"),
+                  soft_wrap=True)
+    return 1 if res.failed and len(res.failed) == sum(r.contender == res.challenger for r in res.run.records) else 0
+
+
+def _check_address(backend: str, address: str | None) -> None:
+    if address is not None and backend != "ray":
+        raise UsageError("--address joins a Ray cluster: add --backend ray")
+
+
+def _os_error(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+
+
+def _check_jobs(jobs: int | None) -> None:
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
 
 
 def _check_out(out: Path) -> None:
-    """An output folder we cannot write is a usage error before anything runs."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    """An output folder we cannot write is a usage error before anything runs. Nothing is created
+    here: the folder itself is made by the store, after every other input has been validated."""
+    existing = out
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent  # the nearest existing ancestor decides whether the folder can be made
+    if not existing.is_dir():
+        raise UsageError(f"cannot write to --out {out}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        readable = " (its store can still be read: `deeplimits verdicts`, `export --path`, `report --to`)" \
+            if (out / "trials.sqlite").exists() else ""
+        raise UsageError(f"cannot write to --out {out}: permission denied{readable}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every usage error (ours or click's) is one line on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
+    global _terminated
+    _terminated = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        code = app(args=argv or ["--help"], standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", registry.PluginWarning)
+            warnings.showwarning = _show_warning
+            code = app(args=argv or ["--help"], standalone_mode=False)
     except UsageError as exc:
         print(f"deeplimits: error: {exc}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, EOFError):
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, EOFError) as exc:
+        return _interrupted(exc)
     except Exception as exc:
         # the command-line parser's own usage errors (typer vendors click: match by shape, not class)
         if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):
             print(f"deeplimits: error: {exc.format_message()}", file=sys.stderr)
             return 2
-        if type(exc).__name__ == "Abort":
-            print(INTERRUPTED, file=sys.stderr)
-            return 130
+        if type(exc).__name__ == "Abort":  # click turns Ctrl-C (and our SIGTERM) into Abort
+            return _interrupted(exc.__cause__ or exc.__context__)
         raise
-    if code == 130:  # the parser turned Ctrl-C into an exit code
-        print(INTERRUPTED, file=sys.stderr)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    if code == 130:  # the parser turned Ctrl-C (or our SIGTERM) into an exit code
+        return _interrupted(Terminated() if _terminated else None)
     return code if isinstance(code, int) else 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: workers stopped, store closed."""
+
+
+_terminated = False  # set by SIGTERM: the parser reports any interruption as exit code 130
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
+
+
+def _interrupted(exc: BaseException | None) -> int:
+    """Ctrl-C: exit 130; SIGTERM: exit 143 (128 + the signal, as a shell reports it); one line each."""
+    if isinstance(exc, Terminated) or _terminated:
+        print(TERMINATED, file=sys.stderr)
+        return 143
+    print(INTERRUPTED, file=sys.stderr)
+    return 130
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """A skipped plugin or probe module is one line on stderr; other warnings keep their usual form."""
+    if issubclass(category, registry.PluginWarning):
+        print(f"deeplimits: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
+
+from .ensemble import Ensemble, accuracy, cross_entropy, predict, seeded, train_epochs
 
 
 class ImageMLP(nn.Module):
@@ -20,3 +26,48 @@ class ImageMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x.reshape(x.shape[0], -1))))))
+
+
+class PooledCNN(nn.Module):
+    """Small CNN ending in global average pooling (fairness rule 1's image arm): conv-maxpool-conv-conv,
+    global average pool, linear. Every ReLU and pool is its own module so captum's LRP can hook it."""
+
+    def __init__(self, channels: int = 1, width: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.conv3 = nn.Conv2d(2 * width, 2 * width, 3, padding=1)
+        self.relu3 = nn.ReLU()
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2 * width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu2(self.conv2(self.pool(self.relu1(self.conv1(x)))))
+        return self.fc(self.gap(self.relu3(self.conv3(h))).flatten(1))
+
+
+def fit_members(factory: Callable[[], nn.Module], seeds: Sequence[int], x: np.ndarray, y: np.ndarray,
+                x_val: np.ndarray, y_val: np.ndarray, *, epochs: int, batch: int, lr: float, patience: int,
+                device: str = "cpu", loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy,
+                score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy,
+                **options: Any) -> tuple[Ensemble, dict[str, np.ndarray]]:
+    """One member per seed, member e trained on x[e] (x [E, N, ...], y [E, N]) in epochs with early
+    stopping on its own validation split (fairness rule 2, via `train_epochs`); each member ends at
+    its best validation epoch. Returns the ensemble and per-member `train` and `val` scores."""
+    ens = Ensemble([seeded(factory, s) for s in seeds]).to(device)
+    gen = torch.Generator().manual_seed(int(seeds[0]) % 2**63)  # each epoch's permutations: reproducible
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, device=device)
+
+    stats = train_epochs(ens, t(x), t(y), loss, epochs, batch, lr, "adam", t(x_val), t(y_val), score,
+                         patience, gen, **options)
+    return ens, {k: v.detach().cpu().numpy() for k, v in stats.items()}
+
+
+def predict_labels(ens: Ensemble, x: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Class predictions [E, N] of every member on its own inputs x [E, N, ...] (argmax of the logits)."""
+    return predict(ens, torch.as_tensor(x, device=device)).argmax(-1).cpu().numpy()

@@ -247,6 +247,10 @@ class Probe:
     fit: Fit | None = None  # None where failing to fit is the claim itself (optimisation limits)
     requires: tuple[str, ...] = ()  # importable modules the probe needs at run time
     extra: str | None = None  # the pip extra that provides them, e.g. "rl"
+    # supervised-array tasks: public -> (x_train, y_train, x_test), so that a scikit-learn-style
+    # estimator can challenge the limit (`deeplimits challenge --estimator`); its predict(x_test)
+    # is the output the probe's score receives. A module-level function (workers import it by name).
+    as_arrays: Callable[[Any], tuple[Any, Any, Any]] | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.contenders]

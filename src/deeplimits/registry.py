@@ -38,6 +38,7 @@ def all_probes() -> dict[str, Probe]:
         probe = _from_module(module)
         if probe is not None:
             found[probe.id] = probe
+            _ORIGINS[probe.id] = f"{info.name}:PROBE"
     builtin = set(found)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         probe = _load_plugin(ep)
@@ -49,7 +50,31 @@ def all_probes() -> dict[str, Probe]:
             _warn(f"{where} declares id {probe.id!r}, already taken by {owner}: the plugin is ignored")
             continue
         found[probe.id] = probe
+        _ORIGINS[probe.id] = ep.value
     return dict(sorted(found.items(), key=lambda kv: (kv[1].family, kv[0])))
+
+
+_ORIGINS: dict[str, str] = {}  # id -> "module:attribute" it was loaded from
+
+
+def origin(limit_id: str, load: bool = True) -> str | None:
+    """Where a registered probe lives ("module:attribute"), so a worker can import that one alone;
+    with load=False, None unless the registry has already been loaded."""
+    if load:
+        all_probes()
+    return _ORIGINS.get(limit_id)
+
+
+def load_origin(where: str, limit_id: str) -> Probe:
+    """The probe at "module:attribute" (a module attribute may also be a module holding PROBE)."""
+    module, _, attr = where.partition(":")
+    loaded: Any = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        loaded = getattr(loaded, part)
+    probe = loaded if isinstance(loaded, Probe) else _from_module(loaded)
+    if probe is None or probe.id != limit_id:
+        return get(limit_id)  # moved or renamed since: the full registry decides
+    return probe
 
 
 class PluginWarning(UserWarning):

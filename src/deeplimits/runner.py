@@ -46,10 +46,18 @@ class RunResult:
     def failed(self) -> list[TrialRecord]:
         return [r for r in self.records if r.status != "ok"]
 
-    def to_pandas(self) -> Any:
+    def to_pandas(self, shape: str = "wide") -> Any:
+        """Trials as a DataFrame: `wide` (one row per trial, m_<metric> columns) or `long` (tidy:
+        one row per trial and metric). Needs the [data] extra."""
         from .export import to_frame
 
-        return to_frame(self.records)
+        return to_frame(self.records, shape)
+
+    def cells(self) -> Any:
+        """Every verdict's cells (limit, contender, knob, metric, mean, lo, hi, n) as a DataFrame."""
+        from .export import _pandas, cell_rows
+
+        return _pandas().DataFrame(cell_rows(self.verdicts.values()))
 
 
 def expand(probe: Probe, profile: Profile, extra: Iterable[Contender] = ()) -> list[TrialSpec]:
@@ -84,12 +92,18 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def plan(ids: list[str] | None, profile: str, overrides: dict[str, str] | None, seeds: int | None,
+def text_overrides(overrides: dict[str, Any] | None) -> dict[str, str]:
+    """Typed overrides from Python ({"d": [5, 25], "steps": 500}) as the text `--set` takes ("5,25")."""
+    return {k: v if isinstance(v, str) else ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+            for k, v in (overrides or {}).items()}
+
+
+def plan(ids: list[str] | None, profile: str, overrides: dict[str, Any] | None, seeds: int | None,
          challengers: dict[str, list[Contender]] | None = None,
          probes: list[Probe] | None = None) -> tuple[list[Plan], dict[str, str]]:
     """Validate everything before anything runs; returns the plans and the limits skipped."""
     chosen = probes if probes is not None else registry.select(ids)
-    overrides = overrides or {}
+    overrides = text_overrides(overrides)
     if len(chosen) > 1:
         profiles.check_names(chosen, overrides)
     plans, skipped = [], {}
@@ -117,11 +131,13 @@ def run_facts(profile: str, device: str, plans: list[Plan]) -> dict[str, Any]:
     return {"deeplimits": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
             "torch": torch.__version__, "numpy": numpy.__version__, "profile": profile,
             "device": device, "cores": os.cpu_count(), "argv": sys.argv,
-            "probes": {p.probe.id: p.probe.version for p in plans}}
+            "probes": {p.probe.id: p.probe.version for p in plans},
+            "challengers": {p.probe.id: {c.name: c.description for c in p.probe.contenders if c.role == "challenger"}
+                            for p in plans if any(c.role == "challenger" for c in p.probe.contenders)}}
 
 
 def run(ids: list[str] | None = None, profile: str = "quick", *, seeds: int | None = None,
-        overrides: dict[str, str] | None = None, out: str | Path = DEFAULT_OUT, jobs: int | None = None,
+        overrides: dict[str, Any] | None = None, out: str | Path = DEFAULT_OUT, jobs: int | None = None,
         backend: str = "local", address: str | None = None, device: str = "cpu",
         challengers: dict[str, list[Contender]] | None = None, probes: list[Probe] | None = None,
         progress: bool = True, report: bool = True, budget_check: bool = True) -> RunResult:
@@ -135,7 +151,7 @@ def run(ids: list[str] | None = None, profile: str = "quick", *, seeds: int | No
     started = time.perf_counter()
     plans, skipped = plan(ids, profile, overrides, seeds, challengers, probes)
     device = resolve_device(device)
-    exe = make_backend(backend, jobs, address)
+    exe = make_backend(backend, jobs, address, out=out)
     store = Store(out)
     try:
         all_specs = [s for p in plans for s in p.specs]

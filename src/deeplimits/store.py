@@ -8,9 +8,10 @@ not ours (corrupt, or another program's database) is refused and never written t
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,66 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+# store schema version -> a function that upgrades a connection from it to the next version
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+LOCK_NAME = ".deeplimits.lock"
+
+
+def _columns(schema: str) -> dict[str, tuple[str, ...]]:
+    """table -> its columns, read from the schema itself (one source of truth)."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(schema)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    out = {t: tuple(r[1] for r in db.execute(f"PRAGMA table_info({t})")) for t in tables}
+    db.close()
+    return out
+
+
+COLUMNS = _columns(_SCHEMA)
+
+
 class StoreError(UsageError):
-    """The store file cannot be used (corrupt, foreign, unwritable)."""
+    """The store file cannot be used (corrupt, foreign, newer, damaged, unwritable, in use)."""
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open read-only; in a read-only folder SQLite cannot create the WAL's shared-memory file, so
+    fall back to `immutable` (nobody can be writing there)."""
+    problem: Exception | None = None
+    for flag in ("mode=ro", "immutable=1"):
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?{flag}", uri=True, timeout=30)
+            db.row_factory = sqlite3.Row
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.DatabaseError as exc:
+            problem = exc
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                break
+    raise StoreError(f"{path} is not a deeplimits store ({problem}); move it away or use --out")
+
+
+def _take_lock(folder: Path) -> Any:
+    """An exclusive lock on the folder for this process's lifetime (released at close or death);
+    a second writer is refused with one line rather than computing the same trials twice."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): runs into one folder are not guarded
+        return None
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - held open for the store's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreError(f"another deeplimits run ({holder}) is writing to {folder}; wait for it to finish "
+                         "or use another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 @dataclass(frozen=True)
@@ -103,19 +162,31 @@ def _decode(row: sqlite3.Row) -> TrialRecord:
 
 
 class Store:
-    """The SQLite store in `<out>/trials.sqlite`."""
+    """The SQLite store in `<out>/trials.sqlite`.
+
+    A writer (`create=True`, the runner) holds an exclusive lock on `<out>/.deeplimits.lock` for its
+    lifetime, so a second run into the same folder is refused with one line. A reader
+    (`create=False`: report, export, verdicts) opens the file read-only and works in a read-only folder.
+    The file is checked (ours, schema version, columns) before anything is written or run.
+    """
 
     def __init__(self, out: str | Path, create: bool = True) -> None:
         self.path = Path(out) / STORE_NAME
-        if not self.path.exists() and not create:
+        self.readonly = not create
+        self.migrated: tuple[int, int] | None = None  # (from, to) when this open migrated the file
+        self._lock: Any = None
+        exists = self.path.exists()
+        if not exists and not create:
             raise StoreError(f"no store at {self.path}: run `deeplimits run` first")
-        if self.path.exists():
-            self._check_foreign()
-        else:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create output folder {self.path.parent}: {exc.strerror}") from None
+        version = self._check_file() if exists else SCHEMA_VERSION
+        if self.readonly:
+            if version < SCHEMA_VERSION:
+                raise StoreError(f"{self.path} has schema version {version} (this deeplimits reads {SCHEMA_VERSION}); "
+                                 "a `deeplimits run` into that folder migrates it")
+            self.db = _connect_readonly(self.path)
+            return
+        self._prepare_folder(exists)
+        self._lock = _take_lock(self.path.parent)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
@@ -124,23 +195,78 @@ class Store:
             if self.db.execute("PRAGMA application_id").fetchone()[0] == 0:
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate(version)
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self._release()
             raise StoreError(f"cannot use store {self.path}: {exc}") from None
 
-    def _check_foreign(self) -> None:
-        """Refuse, without writing, a file that is not a deeplimits store."""
+    def _check_file(self) -> int:
+        """Refuse, without writing, a file that is not a deeplimits store, one written by a newer
+        deeplimits, or one whose tables lack columns; returns its schema version."""
         try:
-            with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as probe:
-                app = probe.execute("PRAGMA application_id").fetchone()[0]
-                tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            db = _connect_readonly(self.path)
+            try:
+                app = db.execute("PRAGMA application_id").fetchone()[0]
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                columns = {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables & set(COLUMNS)}
+            finally:
+                db.close()
+        except StoreError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a deeplimits store ({exc}); move it away or use --out") from None
         if app != APPLICATION_ID and (app != 0 or tables):
             raise StoreError(f"{self.path} is another program's database; move it away or use --out")
+        if app == 0:
+            return SCHEMA_VERSION  # an empty file: a new store
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer deeplimits (store schema {version}, this one "
+                             f"knows {SCHEMA_VERSION}): upgrade deeplimits, or use another --out")
+        if version < SCHEMA_VERSION and any(v not in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+            raise StoreError(f"{self.path} has store schema {version}, which this deeplimits cannot migrate "
+                             f"to {SCHEMA_VERSION}; move it away or use --out")
+        if version == SCHEMA_VERSION:
+            missing = [f"{t}.{c}" for t, cols in columns.items() for c in COLUMNS[t] if c not in cols]
+            if missing:
+                raise StoreError(f"{self.path} lacks column(s) {', '.join(missing)} of store schema {version} "
+                                 "(damaged or edited by hand); it was left untouched: move it away or use --out")
+        return version
+
+    def _prepare_folder(self, exists: bool) -> None:
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK) or (exists and not os.access(self.path, os.W_OK)):
+            raise StoreError(f"cannot write to {folder}: permission denied (its store can still be read: "
+                             "`deeplimits verdicts`, `export --path`, `report --to`)")
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store to SCHEMA_VERSION, one step at a time, in one transaction."""
+        if version >= SCHEMA_VERSION:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for v in range(version, SCHEMA_VERSION):
+                MIGRATIONS[v](self.db)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.migrated = (version, SCHEMA_VERSION)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
 
     def close(self) -> None:
         self.db.close()
+        self._release()
 
     def __enter__(self) -> Store:
         return self

@@ -1,27 +1,35 @@
-"""Data hunger: a neural net needs more training samples than classical learners to reach a target.
+"""Data hunger: does a neural net need more training samples than classical learners?
 
 Claim: deep networks are data-hungry: to reach a given test accuracy they need more labelled
     samples than classical learners (nearest neighbours, kernel SVM, random forests, logistic
-    regression), which win at small training sets. Known counter-example: on scikit-learn's
-    8×8 digits a scaled MLP is not hungrier than RF or kNN (curves of deeplimits references, §10).
+    regression), which win at small training sets. Measured with the standard deep arm for the
+    data (a CNN beside the MLP) and budgets that follow the data, the claim may not hold: that is
+    a finding. Known counter-example: on scikit-learn's 8×8 digits a scaled MLP is not hungrier than
+    RF or kNN (deeplimits references, rl_reasoning_training.md §10).
 Source: seeds/004_4ead15eadcdcceb2.txt; Perlich, Provost & Simonoff 2003 (JMLR 4:211, learning
     curves cross); Fernández-Delgado et al. 2014 (JMLR 15:3133); Greydanus 2020 (mnist1d).
-Setup: knob = dataset: "digits" (sklearn's 8×8 digits, 64 pixels, 497 test images) and "mnist1d"
-    (built locally, 40 features, its own 1,000 test samples). Each trial draws one nested sequence of
-    training subsets (a random permutation's prefixes) and sweeps the profile's sizes; every
-    contender of a seed sees the same subsets and test set. Features standardised on each training
-    subset. The knob is categorical: its "harder" order (digits, then mnist1d) is alphabetical and
-    carries no meaning; the verdict is read per dataset.
-Deep contender: MLP, 2 hidden ReLU layers, Adam, a fixed number of steps at every size (all sizes
-    and seeds trained at once as one ensemble).
-Alternative: kNN (k = 5, distance-weighted), RBF SVM (C = 10), random forest (100 trees),
-    logistic regression (≤ 500 lbfgs iterations) — scikit-learn defaults otherwise.
+Setup: knob = dataset: "digits" (sklearn's 8×8 digits, 64 pixels, the images left out of the
+    largest training set for testing) and "mnist1d" (built locally, 40-sample signals, its own 1,000
+    test samples). Each trial draws one nested sequence of training subsets (a random permutation's
+    prefixes) and sweeps the profile's sizes; every contender of a seed sees the same subsets and
+    test inputs and returns its predicted test labels at every size; the probe scores them.
+    Features standardised on each training subset. The knob is categorical: its order (digits,
+    then mnist1d) carries no meaning; the verdict is read per dataset.
+Deep contender: two standard arms for images and signals, every (seed, size) its own member
+    (deeplimits.ensemble), trained in epochs with early stopping on a validation split of its own
+    training subset (20 %, at least 2 samples) on validation loss, Adam: an MLP (2 hidden ReLU
+    layers) and a CNN (digits: 2-D, 8×8 images; mnist1d: 1-D over the 40-sample signal; both three
+    conv layers, global max pooling, linear).
+Alternative: kNN (k = 5, distance-weighted), RBF SVM (C = 10), random forest, logistic regression
+    (≤ 500 lbfgs iterations) — scikit-learn defaults otherwise, fitted on the whole subset.
 Metric: samples_to_target = training samples needed to reach the dataset's target test accuracy
     (declared before measuring: digits 0.90, from the reference learning curves; mnist1d 0.60, about
-    90 % of Greydanus's MLP at 4,000 samples), log-linearly interpolated between swept sizes; a curve
-    that never reaches the target is censored at twice the largest size. Verdict kind ratio:
-    deep ÷ classical, factor 2 (the claim: "needs clearly more data"). Positive control: on digits the
-    MLP reaches the target at the largest size (target_margin ≥ 0).
+    90 % of Greydanus's MLP at 4,000 samples), log-linearly interpolated between swept sizes. A curve
+    that never reaches the target reports the largest size, a lower bound, and target_censored = 1
+    (fairness rule 7: a ratio on a bound decides only the way the bound allows). Verdict kind ratio:
+    deep ÷ classical, factor 2 (the claim: "needs clearly more data"), judged on the best deep arm.
+    Positive control: on digits the best deep arm reaches the target at the largest size
+    (accuracy_at_max ≥ 0.90).
 Reference figure: deeplimits references (rl_reasoning_training.md §10, CPU learning curves on digits,
     mean of 5 subsamples): MLP 0.684 / 0.893 / 0.961 at 30 / 120 / 500 samples vs kNN 0.517 / 0.850 /
     0.937, RF 0.606 / 0.885 / 0.957, LogReg 0.707 / 0.897 / 0.952. Greydanus 2020 (mnist1d, 4,000
@@ -37,8 +45,22 @@ import torch
 from torch import nn
 
 from deeplimits import datasets
-from deeplimits.ensemble import Ensemble, cross_entropy, seeded, train
-from deeplimits.probe import Contender, Context, Control, Knob, Metric, Probe, Profile, Ratio, Reference
+from deeplimits.ensemble import cross_entropy
+from deeplimits.models import fit_members, predict_labels
+from deeplimits.probe import (
+    Answer,
+    Contender,
+    Context,
+    Control,
+    Fit,
+    Knob,
+    Metric,
+    Probe,
+    Profile,
+    Ratio,
+    Reference,
+    Task,
+)
 
 DATASETS = ("digits", "mnist1d")
 
@@ -46,13 +68,17 @@ DATASETS = ("digits", "mnist1d")
 # --- profiles -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DataHungerProfile(Profile):
-    sizes_digits: tuple[int, ...] = (20, 40, 80, 160, 320, 640, 1280)
-    sizes_mnist1d: tuple[int, ...] = (50, 100, 200, 400, 800, 1600, 3200)
+    sizes_digits: tuple[int, ...] = (25, 50, 100, 200, 400, 800)
+    sizes_mnist1d: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)
     targets: tuple[tuple[str, float], ...] = (("digits", 0.90), ("mnist1d", 0.60))
-    width: int = 128
-    steps: int = 1500
+    val_fraction: float = 0.2  # of each training subset, for the deep arms' early stopping
+    epochs: int = 200
+    patience: int = 15
     batch: int = 64
-    lr: float = 1e-3
+    width: int = 128  # MLP hidden units
+    channels: int = 32  # CNN filters per layer
+    lr_mlp: float = 3e-3
+    lr_cnn: float = 3e-3
     trees: int = 100
 
     def sizes(self, dataset: str) -> tuple[int, ...]:
@@ -64,24 +90,26 @@ class DataHungerProfile(Profile):
 
 PROFILES = {
     # smoke skips mnist1d: building it locally takes several seconds on its own
-    "smoke": DataHungerProfile("smoke", knob=("digits",), seeds=2, sizes_digits=(30, 120, 480),
-                               sizes_mnist1d=(100, 400, 1600), steps=300, width=64, trees=30),
+    "smoke": DataHungerProfile("smoke", knob=("digits",), seeds=3, sizes_digits=(30, 120, 480),
+                               sizes_mnist1d=(100, 400, 1600), epochs=8, patience=3, width=32, channels=8,
+                               trees=20),
     "quick": DataHungerProfile("quick", knob=DATASETS, seeds=5),
     "paper": DataHungerProfile("paper", knob=DATASETS, seeds=20, sizes_digits=(10, 20, 40, 80, 160, 320, 640, 1280),
-                               sizes_mnist1d=(25, 50, 100, 200, 400, 800, 1600, 3200, 4000), steps=10_000, width=256),
+                               sizes_mnist1d=(25, 50, 100, 200, 400, 800, 1600, 3200, 4000), epochs=1000,
+                               patience=50, width=256, channels=64, trees=500),
 }
 
 
 # --- task -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class CurveTask:
+class CurveData:
+    """What a learner sees: a pool whose prefixes are the training subsets, and the test inputs."""
+
     dataset: str
-    x_pool: np.ndarray  # float32 [N, F]: training subsets are its prefixes
+    x_pool: np.ndarray  # float32 [N, F]
     y_pool: np.ndarray
     x_test: np.ndarray
-    y_test: np.ndarray
     sizes: tuple[int, ...]
-    target: float
 
     def subset(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x_train, y_train, x_test), standardised with the training subset's statistics."""
@@ -92,85 +120,131 @@ class CurveTask:
         return xs, self.y_pool[:n], scaler.transform(self.x_test).astype(np.float32)
 
 
-def make_task(dataset: str, rng: np.random.Generator, profile: DataHungerProfile) -> CurveTask:
+def make_task(dataset: str, rng: np.random.Generator, profile: DataHungerProfile) -> Task:
     sizes = profile.sizes(dataset)
     if dataset == "digits":
         x, y = datasets.digits()
         x = x.reshape(len(x), -1)
-        n_test = len(x) - max(sizes)
-        x_pool, y_pool, x_test, y_test = datasets.split(x, y, max(sizes), n_test, rng)
+        x_pool, y_pool, x_test, y_test = datasets.split(x, y, max(sizes), len(x) - max(sizes), rng)
     else:
         x_tr, y_tr, x_test, y_test = datasets.mnist1d()
         idx = rng.permutation(len(x_tr))[:max(sizes)]
         x_pool, y_pool = x_tr[idx], y_tr[idx]
-    return CurveTask(dataset, x_pool, y_pool, x_test, y_test, sizes, profile.target(dataset))
+    return Task(CurveData(dataset, x_pool, y_pool, x_test, sizes), hidden=(y_test, profile.target(dataset)))
 
 
-def curve_metrics(task: CurveTask, accs: list[float]) -> dict[str, float]:
-    """Samples to the target (log-linear interpolation; censored at 2× the largest size) and endpoints."""
-    sizes, accs_a = np.log(np.array(task.sizes, float)), np.array(accs)
-    hit = np.nonzero(accs_a >= task.target)[0]
+def samples_to_target(sizes: tuple[int, ...], accs: list[float], target: float) -> tuple[float, bool]:
+    """Samples to reach `target` (log-linear interpolation) and whether it was never reached, in which
+    case the largest size is returned: a lower bound (fairness rule 7)."""
+    logs, a = np.log(np.array(sizes, float)), np.array(accs)
+    hit = np.nonzero(a >= target)[0]
     if len(hit) == 0:
-        n = 2.0 * task.sizes[-1]
-    elif hit[0] == 0:
-        n = float(task.sizes[0])
-    else:
-        i = hit[0]
-        frac = (task.target - accs_a[i - 1]) / (accs_a[i] - accs_a[i - 1])
-        n = float(np.exp(sizes[i - 1] + frac * (sizes[i] - sizes[i - 1])))
-    return {"samples_to_target": n, "accuracy_at_max": float(accs_a[-1]), "accuracy_at_min": float(accs_a[0]),
-            "target_margin": float(accs_a[-1] - task.target)}
+        return float(sizes[-1]), True
+    i = hit[0]
+    if i == 0:
+        return float(sizes[0]), False
+    frac = (target - a[i - 1]) / (a[i] - a[i - 1])
+    return float(np.exp(logs[i - 1] + frac * (logs[i] - logs[i - 1]))), False
 
 
-# --- deep contender: MLP, every (seed, size) one member of a single ensemble ---------------------
+def score(task: Task, output: dict[int, np.ndarray], ctx: Context) -> dict[str, float]:
+    """Test accuracy at every size from the predicted labels, then samples to the target."""
+    y_test, target = task.hidden
+    sizes = task.public.sizes
+    accs = [float((np.asarray(output[n]) == y_test).mean()) for n in sizes]
+    n, censored = samples_to_target(sizes, accs, target)
+    return {"samples_to_target": n, "target_censored": float(censored), "accuracy_at_max": accs[-1],
+            "accuracy_at_min": accs[0], "target_margin": accs[-1] - target}
+
+
+# --- deep arms: MLP and CNN, every (seed, size) one member, early stopping on validation loss -----
 def make_mlp(features: int, width: int) -> nn.Module:
     return nn.Sequential(nn.Linear(features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
                          nn.Linear(width, 10))
 
 
+class SignalCNN(nn.Module):
+    """Three conv layers (2-D on the 8×8 digits, 1-D on mnist1d's 40-sample signals), global max pooling,
+    linear."""
 
-def mlp(tasks: list[CurveTask], ctxs: list[Context]) -> list[dict[str, float]]:
+    def __init__(self, shape: tuple[int, ...], channels: int) -> None:
+        super().__init__()
+        conv = nn.Conv2d if len(shape) == 2 else nn.Conv1d
+        self.shape = (1, *shape)
+        c = channels
+        self.features = nn.Sequential(conv(1, c, 3, padding=1), nn.ReLU(), conv(c, c, 3, padding=1), nn.ReLU(),
+                                      conv(c, c, 3, padding=1, stride=2), nn.ReLU())
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x.reshape(x.shape[0], *self.shape))
+        return self.head(h.flatten(2).amax(-1))
+
+
+SHAPES = {"digits": (8, 8), "mnist1d": (40,)}
+
+
+def _neg_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Early-stopping score per member: minus the validation cross-entropy (smoother than accuracy on
+    validation sets of a few samples)."""
+    return -cross_entropy(out, y)
+
+
+def _member_data(public: CurveData, n: int, val_fraction: float, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, ...]:
+    x, y, xt = public.subset(n)
+    n_val = max(2, int(round(val_fraction * n)))
+    idx = rng.permutation(n)
+    return x[idx[n_val:]], y[idx[n_val:]], x[idx[:n_val]], y[idx[:n_val]], xt
+
+
+def _train(publics: list[CurveData], ctxs: list[Context], arm: str) -> list[Answer]:
+    """One ensemble per training size (its members: the seeds), so each size trains for its own epochs."""
     prof: DataHungerProfile = ctxs[0].profile
     device = ctxs[0].device
-    sizes = tasks[0].sizes
-    features = tasks[0].x_pool.shape[1]
-    subsets = [t.subset(n) for t in tasks for n in sizes]  # member order: seed-major, then size
-    seeds = [c.rng_seed + j for c in ctxs for j in range(len(sizes))]
-    ens = Ensemble([seeded(lambda: make_mlp(features, prof.width), s) for s in seeds]).to(device)
-    rngs = [np.random.default_rng(s) for s in seeds]
-    x_tr = [torch.as_tensor(x) for x, _, _ in subsets]
-    y_tr = [torch.as_tensor(y) for _, y, _ in subsets]
+    features = publics[0].x_pool.shape[1]
+    preds: list[dict[int, np.ndarray]] = [{} for _ in publics]
+    fit = np.zeros(len(publics))
+    for j, n in enumerate(publics[0].sizes):
+        parts = [_member_data(p, n, prof.val_fraction, np.random.default_rng(c.rng_seed + j))
+                 for p, c in zip(publics, ctxs, strict=True)]
+        x, y, xv, yv, xt = (np.stack(a) for a in zip(*parts))
+        if arm == "mlp":
+            factory, lr = (lambda: make_mlp(features, prof.width)), prof.lr_mlp
+        else:
+            factory, lr = (lambda: SignalCNN(SHAPES[publics[0].dataset], prof.channels)), prof.lr_cnn
+        ens, _ = fit_members(factory, [c.rng_seed + j for c in ctxs], x, y, xv, yv, epochs=prof.epochs,
+                             batch=prof.batch, lr=lr, patience=prof.patience, device=device, score=_neg_loss)
+        pred = predict_labels(ens, xt, device)
+        for i in range(len(publics)):
+            preds[i][n] = pred[i]
+        if n == publics[0].sizes[-1]:  # fit at the largest size, the hardest to fit
+            fit = (predict_labels(ens, x, device) == y).mean(1)
+    return [Answer(preds[i], {"train_accuracy": float(fit[i])}) for i in range(len(publics))]
 
-    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = [torch.as_tensor(r.integers(0, len(x), prof.batch)) for r, x in zip(rngs, x_tr, strict=True)]
-        return (torch.stack([x[i] for x, i in zip(x_tr, idx, strict=True)]).to(device),
-                torch.stack([y[i] for y, i in zip(y_tr, idx, strict=True)]).to(device))
 
-    train(ens, batches, cross_entropy, prof.steps, prof.lr, "adam")
-    x_te = torch.as_tensor(np.stack([xt for _, _, xt in subsets]), device=device)
-    with torch.no_grad():
-        pred = ens(x_te).argmax(-1).cpu().numpy()
-    out = []
-    for i, t in enumerate(tasks):
-        accs = [float((pred[i * len(sizes) + j] == t.y_test).mean()) for j in range(len(sizes))]
-        out.append(curve_metrics(t, accs))
-    return out
+def mlp(publics: list[CurveData], ctxs: list[Context]) -> list[Answer]:
+    return _train(publics, ctxs, "mlp")
+
+
+def cnn(publics: list[CurveData], ctxs: list[Context]) -> list[Answer]:
+    return _train(publics, ctxs, "cnn")
 
 
 # --- alternatives: scikit-learn's classical learners on the same subsets --------------------------
 def _classical(make_model):
-    def fn(task: CurveTask, ctx: Context) -> dict[str, float]:
+    def fn(public: CurveData, ctx: Context) -> dict[int, np.ndarray]:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
 
-        accs = []
-        for n in task.sizes:
-            x, y, xt = task.subset(n)
+        out = {}
+        for n in public.sizes:
+            x, y, xt = public.subset(n)
             with warnings.catch_warnings():  # lbfgs on mnist1d stops at max_iter; the curve is what counts
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                accs.append(float((make_model(ctx).fit(x, y).predict(xt) == task.y_test).mean()))
-        return curve_metrics(task, accs)
+                out[n] = make_model(ctx).fit(x, y).predict(xt)
+        return out
 
     return fn
 
@@ -200,6 +274,9 @@ def _logreg(ctx: Context):
 
 
 # --- the probe ------------------------------------------------------------------------------
+TUNING = ("grid at the easy end (the largest quick size of each dataset) on a 20 % validation split, "
+          "3 seeds, validation accuracy: {grid}; picked {pick}")
+
 PROBE = Probe(
     id="data_hunger",
     family="perception",
@@ -210,24 +287,34 @@ PROBE = Probe(
              "analysis, JMLR 4:211",
              "Fernández-Delgado et al. 2014, Do we need hundreds of classifiers?, JMLR 15:3133",
              "Greydanus 2020, Scaling down deep learning (mnist1d)"),
-    version=1,
+    version=2,
     knob=Knob("dataset", "which data set the learning curves are measured on (categorical: digits, mnist1d; "
-              "the 'harder' order is alphabetical and carries no meaning)",
-              validate=lambda v: v in DATASETS),
+              "the order carries no meaning)", validate=lambda v: v in DATASETS),
     metrics=(
         Metric("samples_to_target", "training samples needed to reach the dataset's target test accuracy "
-               "(censored at 2× the largest size)", direction="lower", lo=0.0, unit="samples", log_scale=True),
+               "(the largest size, a lower bound, where never reached)", direction="lower", lo=0.0,
+               unit="samples", log_scale=True, censored_by="target_censored"),
+        Metric("target_censored", "1 where the target was never reached within the swept sizes", lo=0.0, hi=1.0),
         Metric("accuracy_at_max", "test accuracy at the largest training size", chance=0.1, lo=0.0, hi=1.0),
         Metric("accuracy_at_min", "test accuracy at the smallest training size", chance=0.1, lo=0.0, hi=1.0),
         Metric("target_margin", "accuracy at the largest size minus the target", lo=-1.0, hi=1.0),
+        Metric("train_accuracy", "a deep arm's accuracy on its own training samples at the largest size",
+               lo=0.0, hi=1.0, diagnostic=True),
     ),
     rule=Ratio("samples_to_target", factor=2.0),
-    control=Control(metric="target_margin", success=0.0,
-                    description="the MLP reaches the target accuracy at the largest training size (digits)"),
+    control=Control(metric="accuracy_at_max", success=0.9, knob="digits",
+                    description="the best deep arm reaches the digits target (0.90) at the largest training size"),
+    fit=Fit("train_accuracy", 0.95),
     profiles=PROFILES,
     make_task=make_task,
+    score=score,
     contenders=(
-        Contender("mlp", "deep", mlp, "MLP 2 hidden ReLU layers, Adam, fixed steps at every size", batched=True),
+        Contender("mlp", "deep", mlp, "MLP 2×128 ReLU, Adam, epochs with early stopping per (seed, size)",
+                  batched=True, tuning=TUNING.format(grid="lr {1e-3, 3e-3} × width {128, 256}",
+                                                     pick="lr 3e-3, width 128")),
+        Contender("cnn", "deep", cnn, "CNN 3 conv layers × 32 (2-D on digits, 1-D on mnist1d), global max pool, "
+                  "Adam, epochs with early stopping per (seed, size)", batched=True,
+                  tuning=TUNING.format(grid="lr {1e-3, 3e-3} × channels {16, 32}", pick="lr 3e-3, channels 32")),
         Contender("knn", "alternative", _classical(_knn), "k-nearest neighbours, k = 5, distance-weighted"),
         Contender("svm", "alternative", _classical(_svm), "RBF SVM, C = 10"),
         Contender("random_forest", "alternative", _classical(_forest), "random forest"),
@@ -242,6 +329,7 @@ PROBE = Probe(
                   "logistic regression 32 %, MLP 68 %, CNN 94 %", "recalled",
                   points=(("mnist1d", 0.68),), metric="accuracy_at_max"),
     ),
-    budget=lambda p: (f"MLP 2×{p.width} ReLU, Adam lr {p.lr}, {p.steps:,} steps × batch {p.batch} at every size; "
-                      f"targets {', '.join(f'{d} {a:.2f}' for d, a in p.targets)}"),
+    budget=lambda p: (f"MLP 2×{p.width} / CNN 3×{p.channels}, Adam, ≤ {p.epochs} epochs per size (early stopping, "
+                      f"patience {p.patience}); targets {', '.join(f'{d} {a:.2f}' for d, a in p.targets)}"),
+    budget_fields=("epochs",),
 )

@@ -1,0 +1,1 @@
+"""Reasoning family: rules, algorithms and abstractions that must generalise beyond the training data."""
