@@ -95,9 +95,14 @@ def test_python_api_typed_overrides_and_a_failing_challenger(toys: Path, tmp_pat
     assert res.broke == [] and res.sentence.startswith("zeros@") and "does not break it" in res.sentence
     assert [r.knob for r in res.rows] == [0, 2] and all(r.challenger[0] < 0.6 for r in res.rows)
     est = deeplimits.challenge("toy_arrays", estimator="sklearn.linear_model:LogisticRegression",
-                               profile="smoke", overrides={"k": "0,2"}, out=tmp_path, jobs=1, progress=False,
-                               report=False)
+                               profile="smoke", overrides={"k": "0,2"}, out=tmp_path, jobs=1, progress=False)
     assert est.broke == [2] and est.run.ran == 6  # the deep and alternative trials came from the store
+    page = (tmp_path / "report" / "index.html").read_text()  # the report's leaderboard of challengers
+    board = page[page.index("<h3>Challengers</h3>"):]
+    board = board[:board.index("</table>")]
+    assert board.index("LogisticRegression@") < board.index("zeros@")  # the one that broke it first
+    assert "k = 2" in board and "fitted on the probe&#39;s training arrays" in board
+    assert "Predicts class 0 everywhere." in board and "smoke profile, 200 training points, 3 seeds" in board
 
 
 BAD_INPUT = [

@@ -1,5 +1,8 @@
 """The verdict can come out either way: an oracle makes parity's verdict `does not hold`, a constant
-predictor fails the positive control (`invalid`), and an oracle challenger breaks the limit."""
+predictor fails the positive control (`invalid`), and an oracle challenger breaks the limit.
+
+The oracle is a test device: no contender can read the hidden subset, so it regenerates the task
+from its context (the same generator the runner uses) and reads the hidden half itself."""
 
 import dataclasses
 
@@ -7,15 +10,17 @@ import numpy as np
 
 import deeplimits
 from deeplimits.limits.gradients import parity
+from deeplimits.probe import task_rng
 
 
-def oracle(task: parity.ParityTask, ctx: deeplimits.Context) -> dict[str, float]:
-    """Knows S: predicts the parity exactly."""
-    return {"accuracy": float((task.label(task.x_test) == task.y_test).mean())}
+def oracle(public: parity.ParityPublic, ctx: deeplimits.Context) -> np.ndarray:
+    """Knows S (by regenerating the task): predicts the parity exactly."""
+    task = parity.PROBE.make_task(ctx.knob, task_rng(parity.PROBE.id, ctx.knob, ctx.seed), ctx.profile)
+    return np.prod(np.where(task.hidden.mask, public.x_test, 1), -1)
 
 
-def constant(task: parity.ParityTask, ctx: deeplimits.Context) -> dict[str, float]:
-    return {"accuracy": float((np.ones(len(task.y_test)) == task.y_test).mean())}
+def constant(public: parity.ParityPublic, ctx: deeplimits.Context) -> np.ndarray:
+    return np.ones(len(public.x_test))
 
 
 def small(probe: deeplimits.Probe) -> deeplimits.Probe:

@@ -33,7 +33,7 @@ ALL_PROBES = registry.all_probes.__wrapped__  # the registry's discovery, uncach
 TOYPLUG = """
 from toy import ToyProfile, make_probe
 
-PROFILES = {n: ToyProfile(n, knob=(0, 1, 2, 4), seeds=3, sleep=0.25) for n in ("smoke", "quick", "paper")}
+PROFILES = {n: ToyProfile(n, knob=(0, 1, 2, 4), seeds=3, sleep=0.15) for n in ("smoke", "quick", "paper")}
 PROBE = make_probe(id="toyplug", profiles=PROFILES)
 """
 # toyhang: one trial (k=1, seed 0) of the deep arm hangs, swallowing exceptions, or kills its process
@@ -164,12 +164,7 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_keep_trials(plugins: Path, tmp_path
     assert proc.returncode == code, err
     assert lines(err) == [line for line in lines(err) if word in line] and len(lines(err)) == 1, err
     assert not still_running(children)
-    kept = stored(out)
-    import toyplug
-
-    res = deeplimits.run(probes=[toyplug.PROBE], profile="smoke", out=out, jobs=1, progress=False, report=False,
-                         budget_check=False)
-    assert kept >= 3 and res.ran == 36 - kept and not res.failed and len(res.records) == 36
+    assert stored(out) >= 3  # finished trials kept (resuming them: test_store, and the ten kills below)
 
 
 @pytest.mark.slow
@@ -309,11 +304,11 @@ def test_older_store_is_migrated_explicitly(tmp_path: Path, monkeypatch: pytest.
         Store(tmp_path)
     assert path.read_bytes() == before
     steps = []
-    monkeypatch.setitem(MIGRATIONS, 0, lambda db: steps.append(db.execute("SELECT COUNT(*) FROM trials").fetchone()))
+    monkeypatch.setitem(MIGRATIONS, 0, lambda db: steps.append(db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]))
     with pytest.raises(StoreError, match="migrates it"):
         Store(tmp_path, create=False)  # a reader never writes, so it does not migrate either
     with Store(tmp_path) as store:
-        assert store.migrated == (0, 1) and steps == [(18,)]
+        assert store.migrated == (0, 1) and steps == [18]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 1
 
@@ -346,6 +341,7 @@ def drop_write_override() -> None:
         raise OSError(ctypes.get_errno(), "prctl")
 
 
+@pytest.mark.slow  # five command-line processes (about 10 s each on a loaded 2-core machine)
 def test_read_only_folder_is_readable_and_says_why_it_cannot_be_written(plugins: Path, tmp_path: Path) -> None:
     out = tmp_path / "ro"
     done = run_cli(plugins, "run", "toyplug", "--profile", "smoke", "--jobs", "1", "--set", "sleep=0",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from deeplimits.backends import Job  # noqa: E402
 from deeplimits.probe import Contender, Context, Knob, Metric, Probe, Profile, Task, Threshold  # noqa: E402
 from deeplimits.ray_backend import RayBackend  # noqa: E402
 from deeplimits.runner import expand  # noqa: E402
-from deeplimits.store import Store  # noqa: E402
+from deeplimits.store import Store, StoreError  # noqa: E402
 
 import toy  # noqa: E402
 
@@ -49,6 +50,23 @@ def remote_addresses(pids: set[int]) -> set[str]:
         if c.pid in pids and c.raddr:
             found.add(c.raddr.ip)
     return found
+
+
+def survivors(pids: set[int], wait: float) -> list:
+    """The processes among `pids` still running after up to `wait` seconds."""
+    deadline = time.time() + wait
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                p = psutil.Process(pid)
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(1.0)
 
 
 def loopback(ip: str) -> bool:
@@ -154,6 +172,19 @@ def test_a_killed_worker_is_retried_or_recorded_failed(tmp_path: Path, retries: 
 
 
 # --- the driver killed with SIGKILL -----------------------------------------------------------------
+def wait_for_trials(driver: subprocess.Popen, out: Path, n: int, timeout: float = 240) -> int:
+    """Trials stored by the running `driver` once there are at least n (or at its end or the timeout)."""
+    deadline, stored = time.time() + timeout, 0
+    while time.time() < deadline and driver.poll() is None and stored < n:
+        time.sleep(0.5)
+        try:
+            with Store(out, create=False) as store:  # read-only: the running driver holds the writer's lock
+                stored = store.count()
+        except (StoreError, sqlite3.Error):  # not created yet, or its schema not yet written
+            pass
+    return stored
+
+
 def test_driver_sigkill_loses_nothing_and_the_same_command_resumes(tmp_path: Path) -> None:
     site = toy_arrays.register(tmp_path / "site")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(site)]), "OMP_NUM_THREADS": "1"}
@@ -161,25 +192,23 @@ def test_driver_sigkill_loses_nothing_and_the_same_command_resumes(tmp_path: Pat
     cmd = [sys.executable, "-m", "deeplimits.cli", "run", "toy", "--backend", "ray", "--jobs", "2", "--profile",
            "smoke", "--set", "sleep=0.3", "--out", str(out), "--no-report"]
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    stored = 0
-    while time.time() < deadline and driver.poll() is None:
-        time.sleep(0.5)
-        if (out / "trials.sqlite").exists():
-            with Store(out) as store:
-                stored = store.count()
-            if stored >= 6:
-                break
-    assert driver.poll() is None and stored >= 6, driver.stderr.read().decode() if driver.poll() else stored
-    ray_pids = tree(driver.pid) - {driver.pid}
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
+    try:
+        stored = wait_for_trials(driver, out, 6)
+        assert driver.poll() is None and stored >= 6, driver.stderr.read().decode() if driver.poll() else stored
+        ray_pids = tree(driver.pid) - {driver.pid}
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:  # a failed assertion: stop the run we started (SIGTERM: Ray shuts down)
+            driver.terminate()
+            driver.wait(60)
     with Store(out) as store:
         kept = {r.key for r in store.records() if r.status == "ok"}
     assert len(kept) >= stored
-    time.sleep(5)
-    alive = [p for p in ray_pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"Ray processes outlived the killed driver: {alive}"
+    alive = survivors(ray_pids, wait=60.0)  # Ray's processes share the driver's fate (workers notice their raylet)
+    for p in alive:  # leave nothing running, whatever the assertion says
+        p.kill()
+    assert not alive, f"Ray processes outlived the killed driver: {[p.name() for p in alive]}"
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     said = " ".join(again.stdout.split())

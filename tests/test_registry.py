@@ -34,13 +34,13 @@ def test_entry_point_probes_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_overrides_are_typed_and_validated() -> None:
-    probe = registry.get("parity")
-    prof = profiles.resolve(probe, "smoke", {"d": "6,8", "steps": "50", "lr": "0.5"}, seeds=4)
-    assert prof.knob == (6, 8) and prof.steps == 50 and prof.lr == 0.5 and prof.seeds == 4
+    probe = make_probe()  # the toy, not a real probe: real probes change their settings
+    prof = profiles.resolve(probe, "smoke", {"k": "6,8", "budget": "50", "slope": "0.5"}, seeds=4)
+    assert prof.knob == (6, 8) and prof.budget == 50 and prof.slope == 0.5 and prof.seeds == 4
     with pytest.raises(UsageError, match="cannot read"):
-        profiles.resolve(probe, "smoke", {"steps": "many"})
+        profiles.resolve(probe, "smoke", {"budget": "many"})
     with pytest.raises(UsageError, match="none of the selected limits"):
-        profiles.check_names([probe, make_probe()], {"nothing": "1"})
+        profiles.check_names([probe, make_probe(id="toy2")], {"nothing": "1"})
 
 
 def test_process_pool_gives_the_same_numbers_as_inline(tmp_path) -> None:

@@ -45,11 +45,11 @@ def test_resume_after_sigkill(out: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     kept = count(out)
-    assert 6 <= kept < 40, f"expected a partial store, found {kept} trials"
+    assert 6 <= kept < 60, f"expected a partial store, found {kept} trials"
 
     res = deeplimits.run(probes=[make_probe(profiles=SLOW)], out=out, jobs=1, progress=False, report=False)
-    assert res.ran == 40 - kept  # only the missing trials ran
-    assert count(out) == 40 and len(res.records) == 40 and not res.failed
+    assert res.ran == 60 - kept  # only the missing trials ran
+    assert count(out) == 60 and len(res.records) == 60 and not res.failed
     assert res.verdicts["toy"].outcome == "holds"
 
 
@@ -57,11 +57,11 @@ def test_rerun_adds_nothing_and_more_seeds_reuse_the_old(out: Path) -> None:
     probe = make_probe()
     first = deeplimits.run(probes=[probe], out=out, jobs=1, progress=False, report=False)
     again = deeplimits.run(probes=[probe], out=out, jobs=1, progress=False, report=False)
-    assert first.ran == 40 and again.ran == 0 and count(out) == 40
+    assert first.ran == 60 and again.ran == 0 and count(out) == 60  # 3 contenders x 4 knobs x 5 seeds
     more = deeplimits.run(probes=[probe], out=out, seeds=7, jobs=1, progress=False, report=False)
-    assert more.ran == 16 and count(out) == 56
+    assert more.ran == 24 and count(out) == 84
     bumped = deeplimits.run(probes=[make_probe(version=2)], out=out, jobs=1, progress=False, report=False)
-    assert bumped.ran == 40  # a changed probe version invalidates only its own old results
+    assert bumped.ran == 60  # a changed probe version invalidates only its own old results
 
 
 def test_failed_trials_are_recorded_and_retried(out: Path) -> None:
@@ -70,10 +70,10 @@ def test_failed_trials_are_recorded_and_retried(out: Path) -> None:
     def sometimes(task, ctx):
         if broken["yes"] and (ctx.knob, ctx.seed) == (2, 0):
             raise RuntimeError("boom")
-        return {"accuracy": float("nan") if broken["yes"] and (ctx.knob, ctx.seed) == (4, 1) else 0.99}
+        return float("nan") if broken["yes"] and (ctx.knob, ctx.seed) == (4, 1) else 0.99  # scored as accuracy
 
     probe = make_probe().with_contenders(deeplimits.Contender("line", "deep", sometimes), replace=True)
-    probe = probe.with_contenders(deeplimits.Contender("const", "alternative", lambda t, c: {"accuracy": 0.99}))
+    probe = probe.with_contenders(deeplimits.Contender("const", "alternative", lambda t, c: 0.99))
     res = deeplimits.run(probes=[probe], out=out, jobs=1, progress=False, report=False)
     errors = sorted(r.error for r in res.failed)
     assert len(errors) == 2 and "RuntimeError: boom" in errors[0] and "accuracy is nan" in errors[1]
@@ -107,9 +107,9 @@ def test_foreign_sqlite_is_refused_and_kept(out: Path) -> None:
 def test_export_and_pandas(out: Path) -> None:
     res = deeplimits.run(probes=[make_probe()], out=out, jobs=1, progress=False, report=False)
     frame = res.to_pandas()
-    assert len(frame) == 40 and "m_accuracy" in frame
+    assert len(frame) == 60 and "m_accuracy" in frame
     from deeplimits.export import export
 
     csv = export(out, "csv")
-    assert csv.read_text().count("\n") == 41
+    assert csv.read_text().count("\n") == 61
     assert export(out, "json").exists()

@@ -262,7 +262,8 @@ def _worker_main(jobs_in: Any, results_out: Any, threads: int, parent: int) -> N
 def _main_module_hidden() -> Iterator[None]:
     """Spawned children re-run the parent's __main__ (found by its __file__ or __spec__) before
     anything else, which breaks unguarded scripts, `python -` and notebooks. Our workers need
-    nothing from it (probes travel by registered id), so it is hidden while a worker starts."""
+    nothing from it (a probe travels as the name of the module that holds it), so it is hidden
+    while a worker starts."""
     main = sys.modules.get("__main__")
     if main is None:
         yield
@@ -354,8 +355,9 @@ class LocalBackend:
     """A process pool on this machine; with one worker, jobs run inline (easy to debug).
 
     Workers are spawned without re-running the caller's main module, die with the parent, and a
-    job past its profile's `timeout` is stopped (its worker killed and replaced) and stored failed.
-    Only registered probes go to workers (they look the probe up by id); others run inline."""
+    job past its profile's `timeout` is stopped (its worker killed and replaced) and stored failed;
+    inline, SIGALRM stops it. Only probes a worker can import by module go to workers (built-in,
+    plugin or any importable module's PROBE); others, e.g. one built in the caller's script, run inline."""
 
     def __init__(self, jobs: int | None = None) -> None:
         if jobs is not None and jobs < 1:

@@ -64,7 +64,7 @@ def show(limit_id: str) -> None:
     for m in p.metrics:
         metrics.add_row(Text(m.name), m.direction, "" if m.chance is None else str(m.chance), Text(m.description))
     console.print(metrics)
-    profs = Table("profile", Text(p.knob.name), "seeds", "budget")
+    profs = Table("profile", e(p.knob.name), "seeds", "budget")
     for name in PROFILE_NAMES:
         prof = p.profile(name)
         profs.add_row(name, Text(", ".join(map(str, prof.knob))), str(prof.seeds), Text(p.budget(prof)))
@@ -109,13 +109,13 @@ def run(
     if failed:
         console.print(f"[yellow]{len(failed)} failed trial(s)[/]; first: {escape(str(failed[0].error))}")
     console.print(Text(f"{result.ran} trial(s) run, {len(result.records) - result.ran} from the store, "
-                       f"{result.wall_time:.1f} s; store {out / 'trials.sqlite'}"))
+                       f"{result.wall_time:.1f} s; store {out / 'trials.sqlite'}"), soft_wrap=True)
     if no_report:
         return 0
     from .report import build_report
 
     try:
-        console.print(Text(f"report {build_report(out)}"))
+        console.print(Text(f"report {build_report(out)}"), soft_wrap=True)
     except OSError as exc:  # the trials and verdicts above are stored: only the page is missing
         print(f"deeplimits: error: report not written: {_os_error(exc)}; the trials are stored, "
               f"`deeplimits report --out {out} --to FOLDER` writes it elsewhere", file=sys.stderr)
@@ -174,7 +174,7 @@ def report(out: Out = DEFAULT_OUT,
             path.write_text(html, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the report: {_os_error(exc)}; `--to FOLDER` writes it elsewhere") from None
-    console.print(Text(f"report: {path}"))
+    console.print(Text(f"report: {path}"), soft_wrap=True)
 
 
 @app.command()
@@ -190,7 +190,7 @@ def export(
     if limit is not None:
         registry.get(limit)
     try:
-        console.print(Text(f"wrote {export_api(out, fmt, path, limit)}"))
+        console.print(Text(f"wrote {export_api(out, fmt, path, limit)}"), soft_wrap=True)
     except OSError as exc:
         raise UsageError(f"cannot write the export: {_os_error(exc)}; `--path FILE` writes it elsewhere") from None
 

@@ -71,3 +71,33 @@ def fit_members(factory: Callable[[], nn.Module], seeds: Sequence[int], x: np.nd
 def predict_labels(ens: Ensemble, x: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Class predictions [E, N] of every member on its own inputs x [E, N, ...] (argmax of the logits)."""
     return predict(ens, torch.as_tensor(x, device=device)).argmax(-1).cpu().numpy()
+
+
+class SeqLSTM(nn.Module):
+    """One-layer LSTM (batch first) written with nn.Linear so that `Ensemble` can vmap it: torch's
+    fused LSTM kernel has no vmap batching rule. Same gates and equations as nn.LSTM."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.ih = nn.Linear(inputs, 4 * hidden)
+        self.hh = nn.Linear(hidden, 4 * hidden, bias=False)
+
+    def step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: x [B, inputs], state (h, c) [B, hidden] -> the new (h, c)."""
+        h, c = state
+        i, f, g, o = (self.ih(x) + self.hh(h)).chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x [B, T, inputs] -> outputs [B, T, hidden] and the last (h, c)."""
+        if state is None:
+            zero = x.new_zeros(x.shape[0], self.hidden)
+            state = (zero, zero)
+        outs = []
+        for t in range(x.shape[1]):
+            state = self.step(x[:, t], state)
+            outs.append(state[0])
+        return torch.stack(outs, 1), state

@@ -39,6 +39,8 @@ def _coerce(text: str, like: Any, what: str) -> Any:
         if isinstance(like, float):
             return float(text)
         return type(like)(text)
+    except UsageError:
+        raise
     except ValueError:
         raise UsageError(f"{what}: cannot read {text!r} as {type(like).__name__}") from None
 

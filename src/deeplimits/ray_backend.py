@@ -17,8 +17,10 @@ the same command resumes.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +34,16 @@ from .probe import Probe, UsageError
 
 SOCKET_ROOM = 107 - 66  # AF_UNIX paths are <= 107 bytes; Ray adds ~66 (session_<date>_<pid>/sockets/plasma_store)
 QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}  # no usage reporting, on a cluster too
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, a request through it fails at once
 LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # single-machine mode: every service on 127.0.0.1
     "RAY_DISABLE_IMPORT_WARNING": "1",
+    # Ray starts a usage-stats module even with the dashboard and usage reporting off, and it asks the
+    # cloud metadata servers (169.254.169.254, metadata.google.internal) which cloud this is; an HTTP
+    # proxy on loopback that nothing serves keeps those requests on this machine (gRPC between Ray's
+    # own processes is on 127.0.0.1, which no_proxy exempts)
+    **{k: DEAD_PROXY for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")},
+    **{k: "localhost,127.0.0.1,::1" for k in ("no_proxy", "NO_PROXY")},
 }
 
 
@@ -82,6 +91,50 @@ def _environment(changes: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+# Ray's own processes share the driver's fate, but its agents (started by the raylet) can hang on
+# their way out, after ray.shutdown() as after a SIGKILLed driver. This watchdog, in its own session,
+# notes the driver's Ray descendants every second and kills those still running once the driver is
+# gone or once it is told to (SIGTERM, from close() after ray.shutdown()).
+WATCHDOG = """
+import os, signal, sys, time
+import psutil
+driver, ray_dir, me, seen, stop = int(sys.argv[1]), sys.argv[2], os.getpid(), {}, []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+def ours(p):
+    return p.name().startswith("ray::") or any(ray_dir in part for part in p.cmdline())
+while not stop:
+    try:
+        d = psutil.Process(driver)
+        if d.status() == psutil.STATUS_ZOMBIE:
+            break
+        for c in d.children(recursive=True):
+            try:
+                if c.pid != me and c.pid not in seen and ours(c):
+                    seen[c.pid] = c.create_time()
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        break
+    time.sleep(1.0)
+for pid, created in seen.items():
+    try:
+        p = psutil.Process(pid)
+        if p.create_time() == created:
+            p.kill()
+    except psutil.Error:
+        pass
+"""
+
+
+def _watchdog(ray: Any) -> subprocess.Popen | None:
+    """Start the watchdog (needs psutil, in the [ray] extra); None without psutil."""
+    if importlib.util.find_spec("psutil") is None:
+        return None
+    ray_dir = os.path.dirname(os.path.abspath(ray.__file__))
+    return subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), ray_dir], start_new_session=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _run_job(job: Job, probe: Probe | None, threads: int) -> list[Outcome]:
     """What a Ray task runs: the local backend's job function, under the job's time limit."""
     import torch
@@ -124,6 +177,7 @@ class RayBackend:
         self.started = False  # connected (to our own runtime, a cluster, or the caller's Ray)
         self.owned = False  # we called ray.init, so close() shuts it down
         self.logs: Path | None = None
+        self._watchdog: subprocess.Popen | None = None
         self._remote: Any = None
 
     # --- start and stop -----------------------------------------------------------------------
@@ -145,6 +199,7 @@ class RayBackend:
             else:
                 self._start_local(ray, common)
                 self.owned = True
+                self._watchdog = _watchdog(ray)
         self.started = True
         self._remote = ray.remote(_run_job)
 
@@ -153,22 +208,31 @@ class RayBackend:
         # workers import what the driver imports (its sys.path), as spawned pool workers do
         path = os.pathsep.join([p for p in sys.path if p and os.path.isdir(p)]
                                + [os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
-        from ray._private import ray_constants
+        from ray._private import ray_constants  # private, so every use below tolerates its absence
 
-        was = ray_constants.ENABLE_RAY_CLUSTER
-        ray_constants.ENABLE_RAY_CLUSTER = False  # the driver's own address look-up: loopback, no 8.8.8.8 probe
+        was = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+        if was is not None:  # the driver's own address look-up: loopback, no UDP "connect" to 8.8.8.8
+            ray_constants.ENABLE_RAY_CLUSTER = False
         try:
             with _environment({**LOCAL_ENV, "PYTHONPATH": path}):
                 ray.init(num_cpus=self.jobs or os.cpu_count() or 1, include_dashboard=False,
                          _temp_dir=str(self.logs), **common)
         finally:
-            ray_constants.ENABLE_RAY_CLUSTER = was
+            if was is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = was
 
     def close(self) -> None:
         if self.owned:
             ray = _ray()
             if ray.is_initialized():
                 ray.shutdown()
+        if self._watchdog is not None:  # Ray has shut down: the watchdog ends whatever of it still runs
+            self._watchdog.terminate()
+            try:
+                self._watchdog.wait(15)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+            self._watchdog = None
         self.started = self.owned = False
 
     # --- running ----------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ class SectionView:
     budget_check: str = ""
     stats: str = ""  # the CI method and seed count, for captions
     wall_s: float = 0.0
+    challenger_rows: list[dict[str, str]] = field(default_factory=list)  # the leaderboard
 
 
 def rule_text(probe: Probe) -> str:
@@ -340,10 +341,33 @@ def counts(sections: list[SectionView]) -> list[tuple[str, str, int]]:
     return [(o, OUTCOME_CLASS[o], n[o]) for o in OUTCOME_CLASS if n[o]]
 
 
+def challenger_rows(result: LimitResult, runs: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The limit's challengers as a leaderboard: the knob values each broke (it succeeded where every
+    deep arm failed), its description (kept in the run's facts) and the budget it was measured at."""
+    probe, verdict, profile = result.probe, result.verdict, result.profile
+    if verdict is None or profile is None or not verdict.challengers:
+        return []
+    described: dict[str, str] = {}
+    for r in runs:
+        described.update(((r.get("facts") or {}).get("challengers") or {}).get(probe.id) or {})
+    budget = f"{profile.name} profile, {probe.budget(profile) or 'its budget'}, {profile.seeds} seeds"
+    rows = []
+    for name, broke in sorted(verdict.challengers.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        mine = [r for r in result.records if r.contender == name]
+        failed = sum(r.status != "ok" for r in mine)
+        rows.append({"name": name, "description": described.get(name, ""),
+                     "broke": f"{probe.knob.name} = {', '.join(map(fmt_value, broke))}" if broke else "none",
+                     "trials": f"{len(mine) - failed} ok" + (f", {failed} failed" if failed else ""),
+                     "budget": budget})
+    return rows
+
+
 def context(results: list[LimitResult], runs: Sequence[dict[str, Any]], version: str, workers: int = 1,
             cache: Path | None = None) -> dict[str, Any]:
     taken: set[str] = set()
     sections = [section(r, taken) for r in results]
+    for s, r in zip(sections, results, strict=True):
+        s.challenger_rows = challenger_rows(r, runs)
     pending = [(s, view, panel) for s, r in zip(sections, results, strict=True) if s.outcome != "not run"
                for view, panel in figures(r)]
     drawn = render_panels([p for _, _, p in pending], workers, cache)

@@ -81,7 +81,8 @@ class ForgettingProfile(Profile):
 
 
 PROFILES = {
-    "smoke": ForgettingProfile("smoke", knob=(1, 3), seeds=3, epochs=2, n_train=40, n_test=20, n_perm_train=20),
+    "smoke": ForgettingProfile("smoke", knob=(1, 2), seeds=3, epochs=2, n_train=20, n_test=10,
+                               n_perm_train=10, buffer=40),
     "quick": ForgettingProfile("quick", knob=(1, 2, 3, 5), seeds=5),
     "paper": ForgettingProfile("paper", knob=(1, 2, 3, 4, 5), seeds=20, epochs=40, width=400),
 }

@@ -76,7 +76,7 @@ class DataHungerProfile(Profile):
     patience: int = 15
     batch: int = 64
     width: int = 128  # MLP hidden units
-    channels: int = 32  # CNN filters per layer
+    channels: int = 16  # CNN filters per layer
     lr_mlp: float = 3e-3
     lr_cnn: float = 3e-3
     trees: int = 100
@@ -172,8 +172,8 @@ class SignalCNN(nn.Module):
         conv = nn.Conv2d if len(shape) == 2 else nn.Conv1d
         self.shape = (1, *shape)
         c = channels
-        self.features = nn.Sequential(conv(1, c, 3, padding=1), nn.ReLU(), conv(c, c, 3, padding=1), nn.ReLU(),
-                                      conv(c, c, 3, padding=1, stride=2), nn.ReLU())
+        self.features = nn.Sequential(conv(1, c, 3, padding=1), nn.ReLU(), conv(c, c, 3, padding=1, stride=2),
+                                      nn.ReLU(), conv(c, c, 3, padding=1, stride=2), nn.ReLU())
         self.head = nn.Linear(c, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -87,9 +87,9 @@ class FoolingProfile(Profile):
 
 
 PROFILES = {
-    "smoke": FoolingProfile("smoke", knob=(0, 30), seeds=3, n_train=600, n_test=100, epochs=6, cnn_width=8,
-                            restarts=1, penalties=(0.0, 10.0), gmm_components=4),
-    "quick": FoolingProfile("quick", knob=(0, 10, 100), seeds=3),
+    "smoke": FoolingProfile("smoke", knob=(0, 30), seeds=3, n_train=400, n_test=60, epochs=4, cnn_width=4,
+                            restarts=1, penalties=(0.0, 10.0), gmm_components=2, n_noise=40),
+    "quick": FoolingProfile("quick", knob=(0, 10, 30, 100), seeds=3),
     "paper": FoolingProfile("paper", knob=(0, 1, 3, 10, 30, 100, 300, 1000), seeds=10, n_test=500, epochs=100,
                             patience=10, restarts=10, penalties=(0.0, 0.1, 1.0, 10.0, 100.0)),
 }

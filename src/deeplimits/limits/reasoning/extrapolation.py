@@ -62,12 +62,12 @@ MAX_ERROR = 1e6  # a diverged prediction is scored as this error (the metric mus
 class ExtrapolationProfile(Profile):
     radius: float = 5.0  # R: training inputs on [-R, R]²
     maps: tuple[str, ...] = ("identity", "double", "sum", "product")
-    n_train: int = 1000  # per map, 20 % held out for early stopping
+    n_train: int = 500  # per map, 20 % held out for early stopping
     n_test: int = 1000
     width: int = 64
-    epochs: int = 400
-    patience: int = 40
-    batch: int = 64
+    epochs: int = 200
+    patience: int = 20
+    batch: int = 100
     mlp_lr: float = 3e-3
     nalu_lr: float = 1e-2
 
@@ -76,8 +76,8 @@ PROFILES = {
     "smoke": ExtrapolationProfile("smoke", knob=(1, 4), seeds=3, maps=("identity", "product"), n_train=200,
                                   n_test=200, width=16, epochs=8, patience=8),
     "quick": ExtrapolationProfile("quick", knob=(1, 2, 4, 8), seeds=5),
-    "paper": ExtrapolationProfile("paper", knob=(1, 1.5, 2, 4, 8, 16), seeds=10, n_train=10_000, epochs=1000,
-                                  patience=100),
+    "paper": ExtrapolationProfile("paper", knob=(1, 1.5, 2, 4, 8, 16), seeds=10, n_train=10_000, batch=64,
+                                  epochs=1000, patience=100),
 }
 
 

@@ -60,7 +60,8 @@ class RuleProfile(Profile):
 
 
 PROFILES = {
-    "smoke": RuleProfile("smoke", knob=(0.0, 1.0), seeds=3, width=16, epochs=10, patience=10, n_test=60),
+    "smoke": RuleProfile("smoke", knob=(0.0, 1.0), seeds=3, n_familiar=6, held_pairs=8, width=16, epochs=5,
+                         patience=5, n_test=60),
     "quick": RuleProfile("quick", knob=(0.0, 0.5, 1.0), seeds=5),
     "paper": RuleProfile("paper", knob=(0.0, 0.25, 0.5, 0.75, 1.0), seeds=10, n_familiar=24, epochs=1000,
                          patience=100),

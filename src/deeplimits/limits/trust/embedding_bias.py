@@ -67,7 +67,7 @@ N_CONTEXT, N_FILLER = 4, 60
 # --- profiles -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EmbeddingProfile(Profile):
-    sentences: int = 20_000
+    sentences: int = 10_000
     dim: int = 50
     window: int = 5
     epochs: int = 5  # word2vec passes over the corpus
@@ -75,7 +75,7 @@ class EmbeddingProfile(Profile):
 
 
 PROFILES = {
-    "smoke": EmbeddingProfile("smoke", knob=(0.0, 0.8), seeds=3, sentences=3_000, dim=25, epochs=3, permutations=500),
+    "smoke": EmbeddingProfile("smoke", knob=(0.0, 0.8), seeds=3, sentences=2_000, dim=25, epochs=2, permutations=200),
     "quick": EmbeddingProfile("quick", knob=(0.0, 0.1, 0.2, 0.4, 0.8), seeds=5),
     "paper": EmbeddingProfile("paper", knob=(0.0, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8), seeds=10, sentences=200_000,
                               dim=100, epochs=10),
@@ -97,22 +97,22 @@ def context_words(occupation_index: int) -> list[str]:
 
 def generate(b: float, n: int, rng: np.random.Generator) -> list[list[str]]:
     """n sentences; occupations in X take a male term with probability (1 + b)/2, in Y a female one."""
-    occupations = X_WORDS + Y_WORDS
-    fillers = [f"w{i:02d}" for i in range(N_FILLER)]
-    out = []
-    for _ in range(n):
-        words = [str(w) for w in rng.choice(fillers, 3)]
-        if rng.random() < 0.25:  # gendered term in a neutral sentence
-            side = MALE if rng.random() < 0.5 else FEMALE
-            out.append([str(rng.choice(side)), *words])
-            continue
-        i = int(rng.integers(len(occupations)))
-        stereotyped = rng.random() < (1 + b) / 2
-        male = stereotyped if i < len(X_WORDS) else not stereotyped
-        term = str(rng.choice(MALE if male else FEMALE))
-        ctx = [str(w) for w in rng.choice(context_words(i), 2, replace=False)]
-        out.append([term, str(rng.choice(VERBS)), occupations[i], *ctx, *words])
-    return out
+    occupations = np.array(X_WORDS + Y_WORDS)
+    fillers = np.array([f"w{i:02d}" for i in range(N_FILLER)])
+    neutral = rng.random(n) < 0.25  # a gendered term in a neutral sentence
+    occ = rng.integers(len(occupations), size=n)
+    stereotyped = rng.random(n) < (1 + b) / 2
+    male = np.where(neutral, rng.random(n) < 0.5, np.where(occ < len(X_WORDS), stereotyped, ~stereotyped))
+    terms = np.where(male, np.array(MALE)[rng.integers(len(MALE), size=n)],
+                     np.array(FEMALE)[rng.integers(len(FEMALE), size=n)])
+    first = rng.integers(N_CONTEXT, size=n)
+    second = (first + rng.integers(1, N_CONTEXT, size=n)) % N_CONTEXT  # two different context words
+    ctx = np.array([context_words(i) for i in range(len(occupations))])
+    verbs = np.array(VERBS)[rng.integers(len(VERBS), size=n)]
+    fill = fillers[rng.integers(N_FILLER, size=(n, 3))]
+    full = np.column_stack([terms, verbs, occupations[occ], ctx[occ, first], ctx[occ, second], fill]).tolist()
+    short = np.column_stack([terms, fill]).tolist()
+    return [short[i] if neutral[i] else full[i] for i in range(n)]
 
 
 def make_task(b: float, rng: np.random.Generator, profile: EmbeddingProfile) -> Task:
@@ -146,21 +146,22 @@ def word2vec(sg: int):
 
 def ppmi_svd(corpus: Corpus, ctx: Context) -> dict[str, np.ndarray]:
     """Positive PMI of symmetric window co-occurrences, then a truncated SVD (U √S)."""
-    from scipy.sparse import coo_matrix
     from sklearn.utils.extmath import randomized_svd
 
     check_corpus(corpus)
     p: EmbeddingProfile = ctx.profile
     vocab = sorted({w for s in corpus.sentences for w in s})
     index = {w: i for i, w in enumerate(vocab)}
-    rows, cols = [], []
-    for s in corpus.sentences:
-        ids = [index[w] for w in s]
-        for i, a in enumerate(ids):
-            for b in ids[max(0, i - p.window):i]:
-                rows += [a, b]
-                cols += [b, a]
-    counts = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(vocab),) * 2).toarray()
+    width = max(len(s) for s in corpus.sentences)
+    ids = np.full((len(corpus.sentences), width), -1)
+    for r, s in enumerate(corpus.sentences):
+        ids[r, :len(s)] = [index[w] for w in s]
+    counts = np.zeros((len(vocab), len(vocab)))
+    for k in range(1, p.window + 1):  # every pair k apart, both directions
+        a, c = ids[:, :-k].ravel(), ids[:, k:].ravel()
+        ok = (a >= 0) & (c >= 0)
+        np.add.at(counts, (a[ok], c[ok]), 1.0)
+        np.add.at(counts, (c[ok], a[ok]), 1.0)
     total = counts.sum()
     pw, pc = counts.sum(1, keepdims=True) / total, counts.sum(0, keepdims=True) / total
     with np.errstate(divide="ignore"):
