@@ -18,16 +18,16 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 BAD = [
     (["run", "parit"], "did you mean parity"),
     (["show", "nosuchlimit"], "unknown limit"),
-    (["run", "parity", "--profile", "fast"], "unknown profile"),
+    (["run", "parity", "--profile", "fast"], "'fast' is not one of 'smoke', 'quick', 'paper'"),
     (["run", "parity", "--set", "d"], "--set expects name=value"),
     (["run", "parity", "--set", "d=1"], "out of range"),
     (["run", "parity", "--set", "d=ten"], "cannot read"),
     (["run", "parity", "--set", "nope=3"], "no knob or setting"),
     (["run", "parity", "--seeds", "0"], "seeds must be at least 1"),
-    (["run", "parity", "--device", "tpu"], "unknown device"),
-    (["run", "parity", "--backend", "spark"], "unknown backend"),
+    (["run", "parity", "--device", "tpu"], "'tpu' is not one of 'cpu', 'cuda', 'auto'"),
+    (["run", "parity", "--backend", "spark"], "'spark' is not one of 'local', 'ray'"),
     (["run", "parity", "--bogus"], "No such option"),
-    (["export", "--format", "xlsx"], "unknown format"),
+    (["export", "--format", "xlsx"], "'xlsx' is not one of 'csv', 'json', 'parquet'"),
 ]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import warnings
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,12 +18,64 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from . import profiles, registry
+from . import __version__, profiles, registry
 from .probe import PROFILE_NAMES, Threshold, UsageError
-from .runner import DEFAULT_OUT
+from .store import DEFAULT_OUT
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="deeplimits: an executable atlas of where deep learning fails.")
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="deeplimits: an executable atlas of where deep learning fails.\n\n"
+                       "Exit codes: 0 done; 1 the report could not be written; 2 usage error; 3 some trials failed "
+                       "(stored as failed, retried on the next run); 4 a verdict differs from --baseline; "
+                       "130 Ctrl-C; 143 SIGTERM.")
+TRIALS_FAILED = 3  # exit code: the run finished but some trials failed
+VERDICT_CHANGED = 4  # exit code: a verdict differs from the --baseline file
+
+
+class ProfileName(StrEnum):
+    smoke = "smoke"
+    quick = "quick"
+    paper = "paper"
+
+
+class Device(StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class BackendName(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class Format(StrEnum):
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+class Shape(StrEnum):
+    wide = "wide"
+    long = "long"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"deeplimits {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """deeplimits: an executable atlas of where deep learning fails."""
+
+
+def _json(data: Any) -> None:
+    """Machine-readable output on stdout (no colour, no wrapping)."""
+    from .export import _plain
+
+    print(json.dumps(_plain(data), indent=1, ensure_ascii=False, default=str))
 console = Console()
 BADGES = {"holds": "bold red", "does not hold": "bold green", "inconclusive": "yellow", "invalid": "magenta"}
 
@@ -32,22 +86,32 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="output folder (store + r
 
 
 @app.command("list")
-def list_limits() -> None:
-    """Every registered limit: id, family, claim, status, sources."""
-    table = Table("id", "family", "claim", "status", "sources", show_lines=False)
-    for probe in registry.all_probes().values():
-        missing = probe.missing_requirements()
-        status = f"needs [{probe.extra}]" if missing else "ready"
-        status += ", takes --estimator" if probe.as_arrays is not None else ""
-        # probe text is data: Text cells print `[/i]` or `[lo, hi]` literally instead of as markup
-        table.add_row(*map(Text, (probe.id, probe.family, probe.claim, status, "; ".join(probe.sources))))
+def list_limits(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Every registered limit: id, family, claim (cut to fit; `show` has it whole), status."""
+    from .catalog import entries  # read from the probe files: no torch, no probe imported
+
+    rows = []
+    for e in entries():
+        missing = e.missing_requirements()
+        rows.append({"id": e.id, "family": e.family, "claim": e.claim, "version": e.version, "sources": e.sources,
+                     "status": f"needs [{e.extra}]" if missing else "ready", "extra": e.extra})
+    if as_json:
+        return _json(rows)
+    table = Table("id", "family", "claim", "status", show_lines=False, pad_edge=False)
+    table.columns[2].no_wrap, table.columns[2].overflow = True, "ellipsis"
+    table.columns[2].ratio = 1
+    table.expand = True
+    for r in rows:  # probe text is data: Text cells print `[/i]` or `[lo, hi]` literally, never as markup
+        table.add_row(*map(Text, (r["id"], r["family"], r["claim"], r["status"])))
     console.print(table)
 
 
 @app.command()
-def show(limit_id: str) -> None:
+def show(limit_id: str, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """One limit: claim, sources, knob, contenders, metrics, profiles, reference figures."""
     p = registry.get(limit_id)
+    if as_json:
+        return _json(_describe(p))
     e = escape  # probe text is data, printed literally (never read as rich markup)
     console.print(f"[bold]{e(p.id)}[/] ({e(p.family)}, version {p.version})\n{e(p.claim)}\n")
     console.print("[bold]sources[/]: " + e("; ".join(p.sources)))
@@ -82,71 +146,139 @@ def show(limit_id: str) -> None:
 @app.command()
 def run(
     ids: Annotated[list[str] | None, typer.Argument(help="limit ids (default: every registered limit)")] = None,
-    profile: Annotated[str, typer.Option(help="smoke | quick | paper")] = "quick",
+    profile: Annotated[ProfileName, typer.Option(help="budget profile")] = ProfileName.quick,
     seeds: Annotated[int | None, typer.Option(help="seeds per cell (default: the profile's)")] = None,
     jobs: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
-    backend: Annotated[str, typer.Option(help="local | ray")] = "local",
+    backend: Annotated[BackendName, typer.Option(help="where trials run")] = BackendName.local,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --backend ray)")] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    device: Annotated[Device, typer.Option(help="torch device")] = Device.cpu,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: knob=v1,v2 or field=value")] = None,
     out: Out = DEFAULT_OUT,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip writing the HTML report")] = False,
+    no_budget_check: Annotated[bool, typer.Option("--no-budget-check",
+                                                  help="skip the 4x budget rerun at breaking points")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar; print only the verdict table")
+                     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdicts as JSON (implies --quiet)")] = False,
+    baseline: Annotated[Path | None, typer.Option(help="a `verdicts --json` file: exit 4 when a verdict differs")
+                        ] = None,
 ) -> int:
     """Run limits, store every trial, print the verdicts and write the report."""
     from .runner import run as run_api
 
-    if profile not in PROFILE_NAMES:
-        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
     _check_jobs(jobs)
-    _check_address(backend, address)
+    _check_address(backend.value, address)
     _check_out(out)  # creates nothing: the store makes the folder once every input is valid
-    result = run_api(ids or None, profile, seeds=seeds, overrides=profiles.parse_set(set_), out=out, jobs=jobs,
-                     backend=backend, address=address, device=device, report=False)
-    _print_verdicts(result.verdicts, f"verdicts ({profile})")
-    for limit, why in result.skipped.items():
-        console.print(f"[yellow]skipped {escape(limit)}[/]: {escape(why)}")
+    expected = _read_baseline(baseline)
+    result = run_api(ids or None, profile.value, seeds=seeds, overrides=profiles.parse_set(set_), out=out, jobs=jobs,
+                     backend=backend.value, address=address, device=device.value, report=False,
+                     progress=not (quiet or as_json), budget_check=not no_budget_check)
     failed = result.failed
-    if failed:
-        console.print(f"[yellow]{len(failed)} failed trial(s)[/]; first: {escape(str(failed[0].error))}")
-    console.print(Text(f"{result.ran} trial(s) run, {len(result.records) - result.ran} from the store, "
-                       f"{result.wall_time:.1f} s; store {out / 'trials.sqlite'}"), soft_wrap=True)
+    if as_json:
+        from .export import verdict_records
+
+        _json({"verdicts": verdict_records(result.verdicts.values()), "skipped": result.skipped,
+               "ran": result.ran, "failed": len(failed), "wall_time": result.wall_time})
+    else:
+        _print_verdicts(result.verdicts, f"verdicts ({profile.value})", reasons=not quiet)
+        for limit, why in result.skipped.items():
+            console.print(f"[yellow]skipped {escape(limit)}[/]: {escape(why)}")
+        if failed:
+            console.print(f"[yellow]{len(failed)} failed trial(s)[/]; first: {escape(str(failed[0].error))}")
+        if not quiet:
+            console.print(Text(f"{result.ran} trial(s) run, {len(result.records) - result.ran} from the store, "
+                               f"{result.wall_time:.1f} s; store {out / 'trials.sqlite'}"), soft_wrap=True)
+    code = _exit_code(result.verdicts, expected, failed)
     if no_report:
-        return 0
+        return code
     from .report import build_report
 
     try:
-        console.print(Text(f"report {build_report(out)}"), soft_wrap=True)
+        path = build_report(out)
+        if not (quiet or as_json):
+            console.print(Text(f"report {path}"), soft_wrap=True)
     except OSError as exc:  # the trials and verdicts above are stored: only the page is missing
         print(f"deeplimits: error: report not written: {_os_error(exc)}; the trials are stored, "
               f"`deeplimits report --out {out} --to FOLDER` writes it elsewhere", file=sys.stderr)
-        return REPORT_FAILED
-    return 0
+        return code or REPORT_FAILED
+    return code
 
 
-def _print_verdicts(verdicts: dict[str, Any], title: str) -> None:
+def _read_baseline(path: Path | None) -> dict[str, str] | None:
+    """{limit: outcome} from a `verdicts --json` (or `run --json`) file."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = data["verdicts"] if isinstance(data, dict) else data
+        return {str(v["limit"]): str(v["outcome"]) for v in rows}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--baseline {path}: not a `deeplimits verdicts --json` file ({type(exc).__name__})") from None
+
+
+def _exit_code(verdicts: dict[str, Any], expected: dict[str, str] | None, failed: list[Any]) -> int:
+    if expected is not None:
+        changed = [f"{k}: {expected[k]} -> {v.outcome}" for k, v in verdicts.items()
+                   if k in expected and expected[k] != v.outcome]
+        if changed:
+            print("deeplimits: verdicts changed against the baseline: " + "; ".join(changed), file=sys.stderr)
+            return VERDICT_CHANGED
+    return TRIALS_FAILED if failed else 0
+
+
+def _print_verdicts(verdicts: dict[str, Any], title: str, reasons: bool = True) -> None:
     table = Table("limit", "verdict", "breaking point", "measured at", title=title)
     for limit, v in verdicts.items():
         table.add_row(Text(limit), f"[{BADGES[v.outcome]}]{v.outcome}[/]",
                       Text("" if v.breaking_point is None else str(v.breaking_point)), Text(v.sentence))
     console.print(table)
     for limit, v in verdicts.items():
-        for reason in v.reasons[:3]:
+        for reason in v.reasons[:3] if reasons else []:
             console.print(Text(f"  {limit}: {reason}", style="dim"))
+
+
+def _describe(p: Any) -> dict[str, Any]:
+    """`show --json`: the limit's declaration as data."""
+    rule = p.rule
+    return {"id": p.id, "family": p.family, "version": p.version, "claim": p.claim, "sources": list(p.sources),
+            "knob": {"name": p.knob.name, "description": p.knob.description, "unit": p.knob.unit,
+                     "harder": p.knob.harder},
+            "rule": {k: getattr(rule, k) for k in ("kind", "metric", "success", "factor", "margin", "baseline_metric")
+                     if hasattr(rule, k)},
+            "control": {"metric": p.control.metric or rule.metric, "description": p.control.description},
+            "contenders": [{"name": c.name, "role": c.role, "description": c.description, "tuning": c.tuning}
+                           for c in p.contenders],
+            "metrics": [{"name": m.name, "direction": m.direction, "chance": m.chance, "description": m.description,
+                         "diagnostic": m.diagnostic} for m in p.metrics],
+            "profiles": {n: {"knob": list(p.profile(n).knob), "seeds": p.profile(n).seeds,
+                             "budget": p.budget(p.profile(n))} for n in PROFILE_NAMES},
+            "budget_fields": list(p.budget_fields), "extra": p.extra, "accepts_estimator": p.as_arrays is not None,
+            "references": [{"source": r.source, "value": r.value, "provenance": r.provenance} for r in p.references]}
 
 
 @app.command()
 def verdicts(
     ids: Annotated[list[str] | None, typer.Argument(help="limit ids (default: every registered limit)")] = None,
     out: Out = DEFAULT_OUT,
-) -> None:
+    as_json: Annotated[bool, typer.Option("--json", help="every verdict with its cells, CIs, comparisons, budget")
+                       ] = False,
+    baseline: Annotated[Path | None, typer.Option(help="a `verdicts --json` file: exit 4 when a verdict differs")
+                        ] = None,
+) -> int:
     """The verdicts of the trials stored in --out, read-only: nothing is run or written."""
     from . import results
 
+    expected = _read_baseline(baseline)
     found = {r.probe.id: r.verdict for r in results.load(out, ids or None) if r.verdict is not None}
-    if not found:
+    if as_json:
+        from .export import verdict_records
+
+        _json({"verdicts": verdict_records(found.values())})
+    elif not found:
         console.print(Text(f"no stored trials of {'these limits' if ids else 'any registered limit'} in {out}"))
-        return
-    _print_verdicts(found, f"verdicts stored in {out}")
+    else:
+        _print_verdicts(found, f"verdicts stored in {out}")
+    return _exit_code(found, expected, [])
 
 
 @app.command()
@@ -179,18 +311,23 @@ def report(out: Out = DEFAULT_OUT,
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json | parquet")] = "csv",
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="file format")] = Format.csv,
     out: Out = DEFAULT_OUT,
-    path: Annotated[Path | None, typer.Option(help="file to write (default: <out>/trials.<format>)")] = None,
+    path: Annotated[str | None, typer.Option(help="file to write (default: <out>/trials.<format>; - = stdout)")
+                    ] = None,
     limit: Annotated[str | None, typer.Option(help="only this limit's trials")] = None,
+    shape: Annotated[Shape, typer.Option(help="wide: a row per trial; long: a row per trial and metric")
+                     ] = Shape.wide,
 ) -> None:
-    """Export every stored trial."""
+    """Export every stored trial (csv and json need nothing more; parquet needs the [data] extra)."""
     from .export import export as export_api
 
     if limit is not None:
         registry.get(limit)
     try:
-        console.print(Text(f"wrote {export_api(out, fmt, path, limit)}"), soft_wrap=True)
+        written = export_api(out, fmt.value, path, limit, shape.value)
+        if str(written) != "-":
+            console.print(Text(f"wrote {written}"), soft_wrap=True)
     except OSError as exc:
         raise UsageError(f"cannot write the export: {_os_error(exc)}; `--path FILE` writes it elsewhere") from None
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
 from .probe import Probe, Profile, UsageError
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def parse_set(items: list[str] | None) -> dict[str, str]:
@@ -27,6 +32,8 @@ def _coerce(text: str, like: Any, what: str) -> Any:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             return text.lower() in ("true", "1", "yes")
+        if isinstance(like, tuple) and text.lstrip().startswith("["):  # nested values as JSON: [["a", 0.9]]
+            return _tuples(json.loads(text))
         if isinstance(like, tuple):
             inner = like[0] if like else text
             try:

@@ -18,9 +18,8 @@ from . import __version__, profiles, registry
 from .backends import Job, make_backend
 from .probe import Contender, Probe, Profile, UsageError
 from .stats import BUDGET_FACTOR, Scores, Verdict, budget_knobs, decide
-from .store import Store, TrialRecord, TrialSpec
+from .store import DEFAULT_OUT, Store, TrialRecord, TrialSpec  # DEFAULT_OUT re-exported for the API
 
-DEFAULT_OUT = Path("deeplimits-out")
 BUDGET_SUFFIX = f"×{BUDGET_FACTOR}"  # profile name suffix of the budget check's trials
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from .probe import UsageError, canonical, stable_int
 
+DEFAULT_OUT = Path("deeplimits-out")  # the output folder (store + report) when --out is not given
+
 APPLICATION_ID = 0x444C494D  # "DLIM": marks a deeplimits store
 SCHEMA_VERSION = 1
 STORE_NAME = "trials.sqlite"

@@ -8,6 +8,7 @@ page only through the autoescaped Jinja2 template, or inside figures embedded as
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import shlex
 from collections import defaultdict
@@ -125,7 +126,8 @@ def reproduce(probe: Probe, profile: Profile) -> str:
     ours, theirs = profile.params(), base.params()
     for name, value in ours.items():
         if name != "name" and name in theirs and value != theirs[name]:
-            parts += ["--set", f"{name}={fmt_value(value)}"]
+            nested = isinstance(value, tuple) and any(isinstance(v, tuple | list) for v in value)
+            parts += ["--set", f"{name}={json.dumps(value) if nested else fmt_value(value)}"]
     if profile.seeds != base.seeds:
         parts += ["--seeds", str(profile.seeds)]
     return " ".join(shlex.quote(p) for p in parts)
