@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads with the first task, not with the command line
+    import numpy as np
 
 Role = Literal["deep", "alternative", "remedy", "challenger"]
 ROLES: tuple[str, ...] = ("deep", "alternative", "remedy", "challenger")
@@ -60,8 +62,8 @@ class Metric:
     description: str = ""
     direction: Literal["higher", "lower"] = "higher"
     chance: float | None = None
-    lo: float = -np.inf
-    hi: float = np.inf
+    lo: float = -math.inf
+    hi: float = math.inf
     unit: str = ""
     log_scale: bool = False
     diagnostic: bool = False  # a built-in contender may report it about itself (train accuracy, grad variance)
@@ -89,6 +91,8 @@ class Context:
         return stable_int(self.probe_id, self.contender, self.knob, self.seed)
 
     def rng(self) -> np.random.Generator:
+        import numpy as np
+
         return np.random.default_rng(self.rng_seed)
 
 
@@ -321,5 +325,7 @@ def stable_int(*parts: Any) -> int:
 
 
 def task_rng(probe_id: str, knob: Any, seed: int) -> np.random.Generator:
+    import numpy as np
+
     """The task's generator: the same for every contender, so contenders are paired by seed."""
     return np.random.default_rng(stable_int(probe_id, "task", knob, seed))
