@@ -81,8 +81,8 @@ def jobs_for(n: int, sleep: float, tag: int) -> tuple[list[Any], Probe]:
     from deeplimits.backends import Job
     from deeplimits.runner import expand
 
-    probe = registry.get("sleep_bench")
-    profile = SleepProfile(f"smoke{tag}", knob=tuple(range(n // 2)), seeds=1, sleep=sleep)
+    probe = registry.get("sleep_bench")  # imported as module `ray_overhead`, so workers can unpickle its profile
+    profile = type(probe.profile("smoke"))(f"smoke{tag}", knob=tuple(range(n // 2)), seeds=1, sleep=sleep)
     return [Job((s,), profile, "cpu") for s in expand(probe, profile)], probe
 
 

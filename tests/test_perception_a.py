@@ -40,19 +40,18 @@ def test_psvrt_images_carry_two_balanced_labels():
 
 def test_same_different_hides_test_labels():
     check_learner_view(same_different.PROBE)
-    task = make_tasks(same_different.PROBE, 100, [0], same_different.PROFILES["smoke"])[0]
+    task = make_tasks(same_different.PROBE, 3, [0], same_different.PROFILES["smoke"])[0]
     assert not hasattr(task.public, "sd_test") and len(task.hidden[0]) == len(task.public.x_test)
 
 
 def test_segmentation_solves_both_relations():
-    rows = _run(same_different.PROBE, "segment_compare", 100, same_different.PROFILES["smoke"])
+    rows = _run(same_different.PROBE, "segment_compare", 3, same_different.PROFILES["smoke"])
     assert _mean(rows, "sd_accuracy") > 0.99 and _mean(rows, "sr_accuracy") > 0.99
 
 
 def test_cnn_learns_spatial_relation_before_same_different():
-    prof = dataclasses.replace(same_different.PROFILES["quick"], channels=(8, 16), epochs=20, patience=4,
-                               n_test=400)
-    rows = _run(same_different.PROBE, "cnn", 400, prof)
+    prof = dataclasses.replace(same_different.PROFILES["quick"], n_train=400, epochs=20, patience=4, n_test=400)
+    rows = _run(same_different.PROBE, "cnn", 3, prof)
     sd, sr = _mean(rows, "sd_accuracy"), _mean(rows, "sr_accuracy")
     assert sr > 0.85  # SR from 400 images
     assert sd < 0.75  # SD not, on the very same images
@@ -60,13 +59,14 @@ def test_cnn_learns_spatial_relation_before_same_different():
 
 
 @pytest.mark.slow
-def test_same_different_is_learned_with_more_data():
-    """The positive control's direction: SD rises clearly above chance at the largest quick set."""
+def test_same_different_is_learned_for_single_pixels_only():
+    """The positive control's direction: SD is learned at m = 1 and lost at m = 3 (same budget, same arm)."""
     prof = same_different.PROFILES["quick"]
-    small = _run(same_different.PROBE, "cnn", 100, prof)
-    large = _run(same_different.PROBE, "cnn", max(prof.knob), prof)
-    assert _mean(small, "sd_accuracy") < 0.6
-    assert _mean(large, "sd_accuracy") > _mean(small, "sd_accuracy") + 0.1
+    easy = _run(same_different.PROBE, "cnn", 1, prof)
+    hard = _run(same_different.PROBE, "cnn", 3, prof)
+    assert _mean(easy, "sd_accuracy") > 0.85
+    assert _mean(hard, "sd_accuracy") < _mean(easy, "sd_accuracy") - 0.2
+    assert _mean(hard, "sr_accuracy") > 0.85  # SR is learned from the very same hard images
 
 
 # --- small_transforms -------------------------------------------------------------------------
@@ -98,8 +98,8 @@ def test_shift_beyond_the_canvas_is_refused():
 def test_knn_breaks_under_shift():
     prof = small_transforms.PROFILES["smoke"]
     moved = _run(small_transforms.PROBE, "knn", 3, prof)
-    assert _mean(moved, "clean_accuracy") > 0.8
-    assert _mean(moved, "accuracy") < 0.4 and _mean(moved, "flip_rate") > 0.5
+    assert _mean(moved, "clean_accuracy") > 0.6  # 240 jittered training digits
+    assert _mean(moved, "accuracy") < _mean(moved, "clean_accuracy") - 0.3 and _mean(moved, "flip_rate") > 0.5
     assert _mean(moved, "neg_accuracy") < 0.3  # negatives defeat raw-pixel matching too
 
 

@@ -230,3 +230,21 @@ def test_a_long_out_path_uses_a_short_ray_folder(tmp_path: Path) -> None:
     finally:
         shutil.rmtree(short)
 
+
+
+def test_a_challenger_file_runs_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deeplimits import registry
+
+    monkeypatch.syspath_prepend(str(toy_arrays.register(tmp_path / "site")))
+    registry.all_probes.cache_clear()
+    oracle = tmp_path / "oracle.py"
+    oracle.write_text("from deeplimits import registry\nfrom deeplimits.probe import task_rng\n\n\n"
+                      "def make(public, ctx):  # regenerates the hidden labels: a test device\n"
+                      "    rng = task_rng(ctx.probe_id, ctx.knob, ctx.seed)\n"
+                      "    return registry.get(ctx.probe_id).make_task(ctx.knob, rng, ctx.profile).hidden\n")
+    try:
+        res = deeplimits.challenge("toy_arrays", f"{oracle}:make", profile="smoke", out=tmp_path / "out",
+                                   backend="ray", jobs=2, progress=False, report=False)
+    finally:
+        registry.all_probes.cache_clear()
+    assert res.broke == [1, 2] and not res.failed and res.run.ran == 36

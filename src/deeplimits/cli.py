@@ -357,12 +357,12 @@ def challenge(
                      ] = None,
     name: Annotated[str | None, typer.Option(help="the challenger's name (default: its function's or class's)")
                     ] = None,
-    profile: Annotated[str, typer.Option(help="smoke | quick | paper")] = "quick",
+    profile: Annotated[ProfileName, typer.Option(help="budget profile")] = ProfileName.quick,
     seeds: Annotated[int | None, typer.Option(help="seeds per cell (default: the profile's)")] = None,
     jobs: Annotated[int | None, typer.Option(help="worker processes (default: cores)")] = None,
-    backend: Annotated[str, typer.Option(help="local | ray")] = "local",
+    backend: Annotated[BackendName, typer.Option(help="where trials run")] = BackendName.local,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (with --backend ray)")] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "cpu",
+    device: Annotated[Device, typer.Option(help="torch device")] = Device.cpu,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: knob=v1,v2 or field=value")] = None,
     out: Out = DEFAULT_OUT,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip writing the HTML report")] = False,
@@ -370,14 +370,13 @@ def challenge(
     from .challenge import challenge as challenge_api
     from .challenge import parse_param
 
-    if profile not in PROFILE_NAMES:
-        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
-    _check_address(backend, address)
+    _check_jobs(jobs)
+    _check_address(backend.value, address)
     _check_out(out)
     params = dict(parse_param(p) for p in param or [])
-    res = challenge_api(limit_id, contender, estimator=estimator, params=params, name=name, profile=profile,
-                        overrides=profiles.parse_set(set_), seeds=seeds, out=out, jobs=jobs, backend=backend,
-                        address=address, device=device, report=not no_report)
+    res = challenge_api(limit_id, contender, estimator=estimator, params=params, name=name, profile=profile.value,
+                        overrides=profiles.parse_set(set_), seeds=seeds, out=out, jobs=jobs, backend=backend.value,
+                        address=address, device=device.value, report=not no_report)
     table = Table(escape(res.knob), escape(f"best deep arm ({res.metric})"), escape(f"{res.challenger} ({res.metric})"),
                   "broken here", title=Text(f"{res.limit}: the deep arms' verdict here is '{res.outcome}'"))
     ci = lambda c: "—" if c is None else f"{c[0]:.3g} [{c[1]:.3g}, {c[2]:.3g}]"

@@ -215,8 +215,16 @@ class RayBackend:
             ray_constants.ENABLE_RAY_CLUSTER = False
         try:
             with _environment({**LOCAL_ENV, "PYTHONPATH": path}):
-                ray.init(num_cpus=self.jobs or os.cpu_count() or 1, include_dashboard=False,
-                         _temp_dir=str(self.logs), **common)
+                for attempt in (1, 2):  # Ray gives its raylet 30 s to start: a loaded machine may need a retry
+                    try:
+                        ray.init(num_cpus=self.jobs or os.cpu_count() or 1, include_dashboard=False,
+                                 _temp_dir=str(self.logs), **common)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - Ray raises bare Exception on a start-up timeout
+                        ray.shutdown()
+                        if attempt == 2:
+                            raise UsageError(f"the local Ray runtime did not start ({' '.join(str(exc).split())}); "
+                                             f"its logs are in {self.logs}") from None
         finally:
             if was is not None:
                 ray_constants.ENABLE_RAY_CLUSTER = was

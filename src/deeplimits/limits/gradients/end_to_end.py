@@ -11,18 +11,26 @@ Source: seed 001_89d092338235e9e1.txt; Shalev-Shwartz, Shamir & Shammah, "Failur
 Setup: the paper's line images at a smaller size: size×size binary images holding one straight line
     (length ~ U[len_lo, len_hi] px, centre uniform in the middle of the image, angle θ), per-image bit
     y = +1 iff θ < π/2. Deviation: θ avoids a 15° margin around horizontal and vertical, where a short
-    pixelated line does not show its label (the paper draws θ ~ U[0, π]). A task holds a pool of
-    training images (tuples are drawn from it at random each step) and fresh test tuples; the tuple
-    label is the product of the k bits. Images rendered vectorised with numpy.
+    pixelated line does not show its label (the paper draws θ ~ U[0, π]). The learner sees a pool of
+    training images with their bits (training tuples are drawn from it at random each step; the tuple
+    label is the product of the k bits) and the test tuples; the test bits stay hidden. Images rendered
+    vectorised with numpy. Budget: quick gives end to end 2,000 steps of batch 64 (the paper: 20,000 of
+    batch 200 on 28×28 images), which is where the end-to-end failure is budget-sensitive: the
+    automatic 4× budget check reruns the best end-to-end arm with 8,000 steps and says where the
+    break moves; the paper profile has the paper's budgets.
 Deep contender: per-image MLP N1 (pixels -> hidden -> hidden -> score, ReLU) shared across the k
     images, sigmoid of the k scores into N2 (k -> head -> 1, ReLU), hinge loss on the tuple label only,
-    Adam lr 1e-3 (the paper's optimiser; its N1 is a small LeNet), init normal std 1/sqrt(fan_in).
-Remedy: the same network and optimiser with the decomposed loss: tuple hinge + mean per-image hinge of
-    the scores against the per-image bits (auxiliary supervision), given fewer steps.
-Metric: tuple test accuracy on fresh tuples (chance 0.5, success 0.9). Diagnostic: the SNR of the
-    per-sample gradient of each contender's loss w.r.t. N1's score layer at initialisation,
-    ||E g||² / E||g - E g||², estimated without bias from two independent halves; values at the
-    estimator's noise floor (reported as snr_floor) mean "undetectable at this sample size".
+    init truncated normal std 1/sqrt(fan_in), zero bias (the paper's), trained end to end with (a) Adam
+    lr 1e-3, β2 0.99, ε 1e-5 (the paper's optimiser) and (b) plain SGD; learning rates picked at k = 1
+    on a validation split, see `tuning`. Deviation: the paper's N1 is a small LeNet (two 5×5 conv
+    layers); an MLP keeps the quick profile within its CPU budget (a CNN arm is not included).
+Remedy: the same network and Adam with the decomposed loss: tuple hinge + mean per-image hinge of
+    the scores against the per-image bits (auxiliary supervision), given half the steps.
+Metric: tuple test accuracy of the predicted signs on fresh tuples, scored by the probe (chance 0.5,
+    success 0.9). Diagnostic: the SNR of the per-sample gradient of each loss w.r.t. N1's score layer
+    at initialisation, ||E g||² / E||g - E g||², estimated without bias from two independent halves;
+    values at the estimator's noise floor (reported as snr_floor) mean "undetectable at this sample
+    size" (measured for the Adam arm and the remedy: it does not depend on the optimiser).
 Reference figure: Fig. 3 (28×28 lines, k = 1..4; E2E 20,000 and Dec 2,500 Adam steps, batch 200):
     E2E works for k ≤ 2 and completely fails for k ≥ 3, Dec high for every k; Fig. 5: E2E SNR falls
     with k and is below float32 precision for k ≥ 3, Dec SNR roughly constant (axis ×1e-4).
@@ -62,9 +70,9 @@ class EndToEndProfile(Profile):
 
 
 PROFILES = {
-    "smoke": EndToEndProfile("smoke", knob=(1, 3), seeds=2, n_pool=2_048, n_test=500, steps=300, dec_steps=300,
-                             snr_samples=2_048),
-    "quick": EndToEndProfile("quick", knob=(1, 2, 3, 4), seeds=5),
+    "smoke": EndToEndProfile("smoke", knob=(1, 3), seeds=3, n_pool=1_024, n_test=300, steps=100, dec_steps=250,
+                             snr_samples=1_024),
+    "quick": EndToEndProfile("quick", knob=(1, 2, 3, 4), seeds=4),
     "paper": EndToEndProfile("paper", knob=(1, 2, 3, 4), seeds=5, size=28, len_lo=5.0, len_hi=23.0,
                              n_pool=100_000, hidden=100, head=100, steps=20_000, dec_steps=2_500, batch=200,
                              snr_samples=100_000),
@@ -225,10 +233,12 @@ def decomposed(publics: list[TuplePublic], ctxs: list[Context]) -> list[Answer]:
 
 # --- the probe ------------------------------------------------------------------------------
 TUNING_ADAM = ("lr picked at k = 1 (easy end) from {3e-4, 1e-3, 3e-3} by tuple accuracy on 2,000 validation "
-               "tuples drawn from held-out pool images, after the quick budget, 3 seeds: PICK_ADAM "
-               "(the paper's 1e-3; β2 0.99, ε 1e-5 as the paper's code)")
+               "tuples drawn from a held-out quarter of the pool, after the quick budget (2,000 steps), 3 seeds: "
+               "0.9997 / 1.0 / not finished (the search was cut short under CPU load: 1e-3 already scores the "
+               "maximum); picked 1e-3, the paper's (β2 0.99, ε 1e-5 as the paper's code)")
 TUNING_SGD = ("lr picked at k = 1 (easy end) from {0.01, 0.03, 0.1, 0.3} by tuple accuracy on 2,000 validation "
-              "tuples drawn from held-out pool images, after the quick budget, 3 seeds: PICK_SGD")
+              "tuples drawn from a held-out quarter of the pool, after the quick budget (2,000 steps), 3 seeds: "
+              "0.92 / 0.9997 / 1.0 / 1.0 (means); the smaller of the tied 0.1 and 0.3 kept: 0.1")
 
 PROBE = Probe(
     id="end_to_end",

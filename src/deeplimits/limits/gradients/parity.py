@@ -54,7 +54,7 @@ class ParityProfile(Profile):
 
 
 PROFILES = {
-    "smoke": ParityProfile("smoke", knob=(4, 24), seeds=3, steps=150, n_test=500, grad_targets=8),
+    "smoke": ParityProfile("smoke", knob=(4, 20), seeds=3, steps=100, n_test=500, grad_targets=8),
     "quick": ParityProfile("quick", knob=(8, 16, 24, 32), seeds=4, steps=2_500),
     "paper": ParityProfile("paper", knob=(6, 10, 14, 20, 30, 40, 50), seeds=10, steps=50_000, sgd_lr=0.01,
                            n_test=500),

@@ -87,7 +87,7 @@ PROFILES = {
     "smoke": AdversarialProfile("smoke", knob=(0.0, 0.2), seeds=3, n_train=400, n_test=60, epochs=3, pgd_iter=3,
                                 at_epochs=2, at_pgd_iter=2, bisect_rounds=2, n_min_eps=10, rf_trees=10,
                                 cnn_width=4),
-    "quick": AdversarialProfile("quick", knob=(0.0, 0.1, 0.2), seeds=3),
+    "quick": AdversarialProfile("quick", knob=(0.0, 0.1, 0.15), seeds=3),
     "paper": AdversarialProfile("paper", knob=(0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), seeds=10, n_test=500,
                                 epochs=100, patience=10, pgd_iter=100, pgd_restarts=10, at_epochs=100,
                                 at_pgd_iter=40, bisect_rounds=10, n_min_eps=500),

@@ -72,8 +72,8 @@ class DataHungerProfile(Profile):
     sizes_mnist1d: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)
     targets: tuple[tuple[str, float], ...] = (("digits", 0.90), ("mnist1d", 0.60))
     val_fraction: float = 0.2  # of each training subset, for the deep arms' early stopping
-    epochs: int = 200
-    patience: int = 15
+    epochs: int = 100
+    patience: int = 10
     batch: int = 64
     width: int = 128  # MLP hidden units
     channels: int = 16  # CNN filters per layer
@@ -310,11 +310,16 @@ PROBE = Probe(
     score=score,
     contenders=(
         Contender("mlp", "deep", mlp, "MLP 2×128 ReLU, Adam, epochs with early stopping per (seed, size)",
-                  batched=True, tuning=TUNING.format(grid="lr {1e-3, 3e-3} × width {128, 256}",
-                                                     pick="lr 3e-3, width 128")),
-        Contender("cnn", "deep", cnn, "CNN 3 conv layers × 32 (2-D on digits, 1-D on mnist1d), global max pool, "
+                  batched=True, tuning=TUNING.format(grid="lr {1e-3, 3e-3} × width {128, 256} (patience 15): "
+                                                     "digits val 0.969 / 0.965 (128), 0.967 / 0.956 (256); mnist1d "
+                                                     "0.559 / 0.572 (128), 0.565 / 0.558 (256)",
+                                                     pick="lr 3e-3, width 128 (best on mnist1d, within 0.004 "
+                                                     "of the best on digits)")),
+        Contender("cnn", "deep", cnn, "CNN 3 conv layers × 16 (2-D on digits, 1-D on mnist1d), global max pool, "
                   "Adam, epochs with early stopping per (seed, size)", batched=True,
-                  tuning=TUNING.format(grid="lr {1e-3, 3e-3} × channels {16, 32}", pick="lr 3e-3, channels 32")),
+                  tuning=TUNING.format(grid="lr {1e-3, 3e-3}, 16 channels (patience 15): digits val 0.948 / "
+                                       "0.952; the mnist1d grid did not finish in the CPU time available",
+                                       pick="lr 3e-3, 16 channels (32 cost more than the budget allows)")),
         Contender("knn", "alternative", _classical(_knn), "k-nearest neighbours, k = 5, distance-weighted"),
         Contender("svm", "alternative", _classical(_svm), "RBF SVM, C = 10"),
         Contender("random_forest", "alternative", _classical(_forest), "random forest"),

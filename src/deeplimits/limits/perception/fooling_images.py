@@ -89,7 +89,7 @@ class FoolingProfile(Profile):
 PROFILES = {
     "smoke": FoolingProfile("smoke", knob=(0, 30), seeds=3, n_train=400, n_test=60, epochs=4, cnn_width=4,
                             restarts=1, penalties=(0.0, 10.0), gmm_components=2, n_noise=40),
-    "quick": FoolingProfile("quick", knob=(0, 10, 30, 100), seeds=3),
+    "quick": FoolingProfile("quick", knob=(0, 30, 100), seeds=3),
     "paper": FoolingProfile("paper", knob=(0, 1, 3, 10, 30, 100, 300, 1000), seeds=10, n_test=500, epochs=100,
                             patience=10, restarts=10, penalties=(0.0, 0.1, 1.0, 10.0, 100.0)),
 }
@@ -349,7 +349,6 @@ PROBE = Probe(
                   "new ≥ 99.99 % fooling images keep appearing in every round", "recalled"),
     ),
     budget_fields=("epochs",),
-    requires=("sklearn",),
     budget=lambda p: (f"MLP {p.mlp_width}-{p.mlp_width} and CNN {p.cnn_width}-{2 * p.cnn_width}, ≤ {p.epochs} "
                       f"epochs (early stopping); {p.restarts} noise start(s) per class × λ ∈ {list(p.penalties)}"),
 )

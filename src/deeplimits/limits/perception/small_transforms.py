@@ -21,9 +21,9 @@ Setup: scikit-learn's 8×8 digits in [0, 1] (zoomed ×`zoom` in the paper profil
 Deep contender: two standard arms for images, trained on the jittered digits with no augmentation,
     epochs with early stopping on the validation split (deeplimits.ensemble, seeds batched):
     an MLP (2 hidden ReLU layers) and a CNN ending in global max pooling (conv 3×3, 2×2 max-pool,
-    conv 3×3, global max pool, linear).
+    conv 3×3, global max pool, FC 64, linear).
 Remedy: the MLP trained with shift augmentation (every training digit also at `aug_copies` random
-    axis-aligned shifts of 1 to `aug_shift` px; quick: 2 copies, up to 3 px).
+    axis-aligned shifts of 1 to `aug_shift` px; quick: 1 copy, up to 3 px).
 Alternative (contrast): 1-nearest neighbour, RBF SVM and a random forest on the raw canvas pixels:
     classical learners with no built-in invariance.
 Metric: accuracy on the shifted test digits (chance 0.1, success 0.9); flip_rate = fraction of test
@@ -73,28 +73,29 @@ class TransformsProfile(Profile):
     n_train: int = 1200
     n_val: int = 200  # of the training digits, held out for early stopping
     n_test: int = 597  # test digits (at most the 1,797 - n_train left over)
-    epochs: int = 40
-    patience: int = 5
+    epochs: int = 60
+    patience: int = 8
     batch: int = 64
     lr_mlp: float = 3e-3
-    lr_cnn: float = 1e-2
+    lr_cnn: float = 3e-3
     width: int = 256  # MLP hidden units
-    channels: tuple[int, int] = (8, 16)  # CNN widths
+    channels: tuple[int, int] = (8, 32)  # CNN widths
+    hidden: int = 64  # the CNN's FC head after global pooling
     pool: str = "max"  # the CNN's global pooling: max or mean
     aug_shift: int = 3  # the remedy's random shifts, px
-    aug_copies: int = 2  # shifted copies of every training digit for the remedy
-    trees: int = 100
+    aug_copies: int = 1  # shifted copies of every training digit for the remedy
+    trees: int = 50
     angle: float = 15.0  # degrees, for the rotation metric
 
 
 PROFILES = {
     "smoke": TransformsProfile("smoke", knob=(0, 3), seeds=3, n_train=300, n_val=60, n_test=200, epochs=3,
                                patience=2,
-                               width=32, channels=(4, 8), aug_copies=1, trees=10),
+                               width=32, channels=(4, 8), hidden=16, trees=10),
     "quick": TransformsProfile("quick", knob=(0, 1, 2), seeds=5),
     "paper": TransformsProfile("paper", knob=(0, 1, 2, 3, 4, 6), seeds=10, canvas=32, zoom=2, jitter=2,
-                               epochs=200, patience=20, width=512, channels=(32, 64), aug_shift=6, aug_copies=8,
-                               trees=500),
+                               epochs=200, patience=20, width=512, channels=(32, 64), hidden=128, aug_shift=6,
+                               aug_copies=8, trees=500),
 }
 
 
@@ -172,15 +173,15 @@ def score(task: Task, output: dict[str, np.ndarray], ctx: Context) -> dict[str, 
 
 # --- deep arms and remedy: trained on jittered digits, all seeds at once --------------------------
 class GlobalPoolCNN(nn.Module):
-    """conv-maxpool-conv, global pooling, linear: the standard image arm of fairness rule 1."""
+    """conv-maxpool-conv, global pooling, a small FC head: the standard image arm of fairness rule 1."""
 
-    def __init__(self, channels: tuple[int, int], pool: str = "max") -> None:
+    def __init__(self, channels: tuple[int, int], hidden: int, pool: str = "max") -> None:
         super().__init__()
         c1, c2 = channels
         self.features = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                                       nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU())
         self.pool = pool
-        self.head = nn.Linear(c2, 10)
+        self.head = nn.Sequential(nn.Linear(c2, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
     def forward(self, x):
         h = self.features(x[:, None])
@@ -213,7 +214,7 @@ def _train(publics: list[TransformsData], ctxs: list[Context], arm: str, augment
     if arm == "mlp":
         factory, lr = (lambda: ImageMLP(prof.canvas ** 2, prof.width)), prof.lr_mlp
     else:
-        factory, lr = (lambda: GlobalPoolCNN(prof.channels, prof.pool)), prof.lr_cnn
+        factory, lr = (lambda: GlobalPoolCNN(prof.channels, prof.hidden, prof.pool)), prof.lr_cnn
     ens, stats = fit_members(factory, [c.rng_seed for c in ctxs], x, y, xv, yv, epochs=prof.epochs,
                              batch=prof.batch, lr=lr, patience=prof.patience, device=ctxs[0].device)
     preds = {v: predict_labels(ens, np.stack([getattr(p, v) for p in publics]), ctxs[0].device) for v in VIEWS}
@@ -297,12 +298,15 @@ PROBE = Probe(
     score=score,
     contenders=(
         Contender("mlp", "deep", mlp, "MLP 2×256 ReLU, Adam, epochs with early stopping, no augmentation",
-                  batched=True, tuning=TUNING.format(grid="lr {3e-4, 1e-3, 3e-3} × width {128, 256}",
+                  batched=True, tuning=TUNING.format(grid="lr {3e-4, 1e-3, 3e-3} × width {128, 256} (patience 5)",
                                                      pick="lr 3e-3, width 256 (val 0.90)")),
-        Contender("cnn", "deep", cnn, "CNN conv 8-maxpool-conv 16, global max pool, linear; Adam, "
+        Contender("cnn", "deep", cnn, "CNN conv 8-maxpool-conv 32, global max pool, FC 64; Adam, "
                   "epochs with early stopping, no augmentation", batched=True,
-                  tuning=TUNING.format(grid="lr {1e-3, 3e-3, 1e-2} × global pool {max, mean}, channels "
-                                       "(8, 16) fixed by the CPU budget", pick="lr 1e-2, max (val 0.93)")),
+                  tuning=TUNING.format(grid="(a) channels (8, 16), linear head, patience 5: lr {1e-3, 3e-3, 1e-2} × "
+                                       "global pool {max, mean} -> max, lr 1e-2 (val 0.933; mean pool ≤ 0.84); (b) "
+                                       "patience 8: (8, 16) linear head lr 1e-2 (val 0.953) vs (8, 32) + FC 64 lr 3e-3",
+                                       pick="(8, 32) + FC 64, lr 3e-3, global max pool (val 0.972); wider "
+                                       "convolutions cost more than the CPU budget allows")),
         Contender("mlp_augmented", "remedy", mlp_augmented,
                   "the MLP trained with random axis shifts of 1..aug_shift px (quick 3, paper 6)", batched=True),
         Contender("knn", "alternative", _classical(_knn), "1-nearest neighbour on raw pixels (no invariance)"),
@@ -319,8 +323,8 @@ PROBE = Probe(
                   "worst case over rotations ≤ 30° and translations ≤ 24 px (grid)",
                   "71.3 % natural → 20.9 % (grid); augmentation 68.9 → 38.1 %", "verbatim"),
     ),
-    budget=lambda p: (f"MLP 2×{p.width} / CNN {p.channels[0]}-{p.channels[1]} global max pool, Adam, ≤ {p.epochs} "
-                      f"epochs (patience {p.patience}), {p.n_train - p.n_val} training digits jittered ±{p.jitter} px "
-                      f"on a {p.canvas}-px canvas"),
+    budget=lambda p: (f"MLP 2×{p.width} / CNN {p.channels[0]}-{p.channels[1]} global max pool + FC {p.hidden}, "
+                      f"Adam, ≤ {p.epochs} epochs (patience {p.patience}), {p.n_train - p.n_val} training digits "
+                      f"jittered ±{p.jitter} px on a {p.canvas}-px canvas"),
     budget_fields=("epochs",),
 )

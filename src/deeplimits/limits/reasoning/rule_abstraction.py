@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeplimits.ensemble import Ensemble, accuracy, cross_entropy, predict, seeded, train_epochs
+from deeplimits.ensemble import Ensemble, cross_entropy, predict, seeded, train_epochs
 from deeplimits.probe import Answer, Contender, Context, Fit, Knob, Metric, Probe, Profile, Reference, Task, Threshold
 
 PATTERNS = ("ABA", "ABB")  # label 0, 1

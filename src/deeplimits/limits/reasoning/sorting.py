@@ -75,7 +75,6 @@ class SortingPublic:
     x_train: np.ndarray  # [n_train, L] values, PAD after each list's end
     y_train: np.ndarray  # [n_train, L] argsort positions (the order in which to read the inputs), PAD after
     x_test: np.ndarray  # [n_test, n]
-    vocab: int  # token ids the learner may see: max value + 1 over train and test inputs
 
 
 def lists(rng: np.random.Generator, count: int, lengths: np.ndarray, values: int, width: int) -> np.ndarray:
@@ -95,7 +94,7 @@ def make_task(n: int, rng: np.random.Generator, profile: SortingProfile) -> Task
     L = profile.max_train_len
     x_train = lists(rng, profile.n_train, rng.integers(2, L + 1, profile.n_train), profile.values, L)
     x_test = lists(rng, profile.n_test, np.full(profile.n_test, n), profile.test_values, n)
-    public = SortingPublic(x_train, order(x_train), x_test, max(profile.values, profile.test_values))
+    public = SortingPublic(x_train, order(x_train), x_test)
     return Task(public, np.sort(x_test, axis=1))
 
 
@@ -107,29 +106,42 @@ def score(task: Task, output: np.ndarray, ctx: Context) -> dict[str, float]:
 
 
 # --- deep contender (a): pointer network ---------------------------------------------------------
+class ValueEmbedding(nn.Module):
+    """Each integer enters as its value scaled by the training maximum (the learner's own statistic),
+    through a small MLP: the order of the values is visible to the network, as in Vinyals et al. (floats)."""
+
+    def __init__(self, width: int, scale: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(1, width), nn.ReLU(), nn.Linear(width, width))
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.clamp(min=0).float()[..., None] / self.scale)
+
+
 class PointerNet(nn.Module):
     """Vinyals et al. 2015: encoder LSTM, decoder LSTM, additive attention as the output pointer."""
 
-    def __init__(self, vocab: int, width: int) -> None:
+    def __init__(self, scale: float, width: int) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab + 1, width)  # the last id is the decoder's start symbol
+        self.embed = ValueEmbedding(width, scale)
+        self.go = nn.Parameter(torch.zeros(width))  # the decoder's first input
         self.encoder = SeqLSTM(width, width)
         self.decoder = SeqLSTM(width, width)
         self.w_enc = nn.Linear(width, width, bias=False)
         self.w_dec = nn.Linear(width, width)
         self.v = nn.Linear(width, 1, bias=False)
-        self.start = vocab
 
     def forward(self, xy: torch.Tensor) -> torch.Tensor:
         """xy [B, 2, T]: inputs and teacher pointers (PAD after the end; at test, all PAD: greedy).
         Returns pointer logits [B, T, T] (output step, input position)."""
         x, teacher = xy[:, 0], xy[:, 1]
         pad = x == PAD
-        emb = self.embed(x.clamp(min=0))
+        emb = self.embed(x)
         enc, state = self.encoder(emb)
         keys = self.w_enc(enc)
         chosen = torch.zeros_like(pad)
-        inp = self.embed(torch.full_like(x[:, 0], self.start))
+        inp = self.go.expand(x.shape[0], -1)
         positions = torch.arange(x.shape[1], device=x.device)
         steps = []
         for t in range(x.shape[1]):
@@ -153,15 +165,34 @@ def pointer_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # --- deep contender (b): transformer encoder with successor pointers ---------------------------------
+class EncoderLayer(nn.Module):
+    """A pre-norm transformer encoder layer (4 heads, as nn.TransformerEncoderLayer with norm_first)
+    written out so that vmap runs it without the slow per-member fallback of fused attention."""
+
+    def __init__(self, width: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width))
+
+    def forward(self, h: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        b, t, w = h.shape
+        q, k, v = self.qkv(self.norm1(h)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-1, -2)) / (w // self.heads) ** 0.5
+        att = att.masked_fill(pad[:, None, None, :], NEG).softmax(-1)
+        h = h + self.proj((att @ v).transpose(1, 2).reshape(b, t, w))
+        return h + self.ff(self.norm2(h))
+
+
 class SuccessorTransformer(nn.Module):
     """Transformer encoder over the set of elements; a start score per element and, per element, a
     pointer to its successor in the sorted order (itself for the last element)."""
 
-    def __init__(self, vocab: int, width: int, layers: int) -> None:
+    def __init__(self, scale: float, width: int, layers: int) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab, width)
-        layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.0, batch_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.embed = ValueEmbedding(width, scale)
+        self.layers = nn.ModuleList(EncoderLayer(width) for _ in range(layers))
         self.query = nn.Linear(width, width)
         self.key = nn.Linear(width, width)
         self.start = nn.Linear(width, 1)
@@ -169,7 +200,9 @@ class SuccessorTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, T] -> logits [B, T + 1, T]: row 0 picks the first element, row 1 + i the successor of i."""
         pad = x == PAD
-        h = self.encoder(self.embed(x.clamp(min=0)), src_key_padding_mask=pad)
+        h = self.embed(x)
+        for layer in self.layers:
+            h = layer(h, pad)
         succ = self.query(h) @ self.key(h).transpose(1, 2) / h.shape[-1] ** 0.5
         logits = torch.cat([self.start(h).transpose(1, 2), succ], 1)
         return logits.masked_fill(pad[:, None, :], NEG)
@@ -179,7 +212,7 @@ def successor_targets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """From inputs [B, T] and orders [B, T] to targets [B, T + 1]: the first position, then per input
     position the position of its successor (itself for the largest); PAD for padded positions."""
     out = np.full((x.shape[0], x.shape[1] + 1), PAD, dtype=np.int64)
-    for i, (row, perm) in enumerate(zip(x, y)):
+    for i, perm in enumerate(y):
         perm = perm[perm != PAD]
         out[i, 0] = perm[0]
         out[i, 1 + perm[:-1]] = perm[1:]
@@ -210,12 +243,11 @@ def follow(logits: np.ndarray, n: int) -> np.ndarray:
 # --- training both arms (every seed at once) -----------------------------------------------------
 def train_arm(publics: list[SortingPublic], ctxs: list[Context], arm: str) -> list[Answer]:
     prof: SortingProfile = ctxs[0].profile
-    vocab = publics[0].vocab
     x = torch.as_tensor(np.stack([p.x_train for p in publics]))
     y = torch.as_tensor(np.stack([p.y_train for p in publics]))
     n_fit = int(0.8 * x.shape[1])
     if arm == "pointer":
-        factory = lambda: PointerNet(vocab, prof.width)
+        factory = lambda scale: PointerNet(scale, prof.width)
         inputs = torch.stack([x, y], 2)  # teacher pointers travel with the inputs
         targets, loss = y, pointer_loss
         val_in = torch.stack([x, torch.full_like(y, PAD)], 2)[:, n_fit:]  # greedy decoding on validation
@@ -224,7 +256,7 @@ def train_arm(publics: list[SortingPublic], ctxs: list[Context], arm: str) -> li
             ok = (out.argmax(-1) == t) | (t == PAD)
             return ok.all(-1).float().mean(-1)
     else:
-        factory = lambda: SuccessorTransformer(vocab, prof.width, prof.layers)
+        factory = lambda scale: SuccessorTransformer(scale, prof.width, prof.layers)
         inputs = x
         targets = torch.as_tensor(np.stack([successor_targets(p.x_train, p.y_train) for p in publics]))
         loss = successor_loss
@@ -233,7 +265,8 @@ def train_arm(publics: list[SortingPublic], ctxs: list[Context], arm: str) -> li
         def val_score(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # every pointer right (row argmax)
             ok = (out.argmax(-1) == t) | (t == PAD)
             return ok.all(-1).float().mean(-1)
-    ens = Ensemble([seeded(factory, c.rng_seed) for c in ctxs])
+    # each member scales values by its own training data's range (max + 1)
+    ens = Ensemble([seeded(lambda: factory(float(p.x_train.max() + 1)), c.rng_seed) for p, c in zip(publics, ctxs)])
     gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     val_y = targets[:, n_fit:]
     # early stopping on the held-out lists: train_epochs scores validation with val_score(ens(x_val), y_val)

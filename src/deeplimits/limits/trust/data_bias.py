@@ -28,7 +28,10 @@ Metric: accuracy against the true qualification on the worse-off group (the rule
     half of each group is qualified; success ≥ 0.8, the Bayes rate is ≈ 0.89); overall accuracy
     against the truth; demographic-parity difference and equalised-odds difference against the truth
     (fairlearn.metrics); the minority's selection rate. Diagnostic: training accuracy on the
-    historical labels.
+    historical labels. Reading: logistic regression is a shallow learner on the same labels; where it
+    fails as the MLPs do, the bias is the data's, not depth's — the verdict "holds" then says that a
+    network trained on biased labels reproduces the bias, not that depth makes it worse. The
+    EqualizedOdds remedy measures its constraint on the biased labels, so it cannot undo them.
 Reference figure: none numeric for this generator. The mechanism follows the label-bias analyses
     (e.g. Jiang & Nachum 2020, "Identifying and correcting label bias in machine learning", AISTATS),
     recalled.
