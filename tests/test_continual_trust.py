@@ -52,6 +52,7 @@ def test_stream_reveals_labels_only_after_a_prediction() -> None:
 
 
 def test_online_learners_beat_chance_and_drift_costs_accuracy(one_thread: None) -> None:
+    pytest.importorskip("river")
     from deeplimits.limits.continual.online_learning import PROBE
 
     prof = PROBE.profile("smoke")
@@ -79,6 +80,7 @@ def test_weat_effect_size_and_bad_input() -> None:
 
 
 def test_embedding_bias_rejects_an_empty_corpus(one_thread: None) -> None:
+    pytest.importorskip("gensim")
     from deeplimits.limits.trust.embedding_bias import DEFINITIONAL, FEMALE, MALE, PROBE, Corpus
 
     ctx = Context(PROBE.id, "skipgram", 0.0, 0, PROBE.profile("smoke"))
@@ -106,6 +108,7 @@ def test_hard_debias_removes_the_gender_component() -> None:
 
 
 def test_embeddings_absorb_a_strong_planted_bias(one_thread: None) -> None:
+    pytest.importorskip("gensim")
     from deeplimits.limits.trust.embedding_bias import PROBE
 
     prof = PROBE.profile("smoke")
@@ -126,6 +129,7 @@ def test_hiring_data_has_equal_base_rates_and_biased_history() -> None:
 
 
 def test_biased_labels_are_reproduced_and_the_dp_remedy_helps(one_thread: None) -> None:
+    pytest.importorskip("fairlearn")
     from deeplimits.limits.trust.data_bias import PROBE
 
     prof = PROBE.profile("smoke")

@@ -28,6 +28,7 @@ class Entry:
     extra: str | None = None
     requires: tuple[str, ...] = ()
     module: str = ""
+    estimator: bool = False  # declares `as_arrays`: `deeplimits challenge --estimator` works on it
 
     def missing_requirements(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -55,8 +56,10 @@ def read_file(path: Path, module: str) -> Entry | None:
                     return None
         if not {"id", "family", "claim", "sources", "version"} <= set(found):
             return None
+        estimator = any(kw.arg == "as_arrays" and not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
+                        for kw in call.keywords)
         return Entry(found["id"], found["family"], found["claim"], tuple(found["sources"]), int(found["version"]),
-                     found.get("extra"), tuple(found.get("requires", ())), module)
+                     found.get("extra"), tuple(found.get("requires", ())), module, estimator)
     return None
 
 
@@ -85,5 +88,6 @@ def entries() -> list[Entry]:
 
         for probe in registry.all_probes().values():
             found.setdefault(probe.id, Entry(probe.id, probe.family, probe.claim, tuple(probe.sources), probe.version,
-                                             probe.extra, tuple(probe.requires), probe.make_task.__module__))
+                                             probe.extra, tuple(probe.requires), probe.make_task.__module__,
+                                             probe.as_arrays is not None))
     return sorted(found.values(), key=lambda e: (e.family, e.id))

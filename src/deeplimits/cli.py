@@ -93,8 +93,9 @@ def list_limits(as_json: Annotated[bool, typer.Option("--json", help="print JSON
     rows = []
     for e in entries():
         missing = e.missing_requirements()
+        status = (f"needs [{e.extra}]" if missing else "ready") + (", takes --estimator" if e.estimator else "")
         rows.append({"id": e.id, "family": e.family, "claim": e.claim, "version": e.version, "sources": e.sources,
-                     "status": f"needs [{e.extra}]" if missing else "ready", "extra": e.extra})
+                     "status": status, "extra": e.extra, "estimator": e.estimator})
     if as_json:
         return _json(rows)
     table = Table("id", "family", "claim", "status", show_lines=False, pad_edge=False)

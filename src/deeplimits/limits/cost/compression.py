@@ -68,7 +68,7 @@ class CompressionProfile(Profile):
 
 
 PROFILES = {
-    "smoke": CompressionProfile("smoke", knob=(1, 8), seeds=3, width=32, channels=(4, 8), epochs=3,
+    "smoke": CompressionProfile("smoke", knob=(1, 8), seeds=3, width=32, channels=(2, 4), epochs=2,
                                 finetune_epochs=1, patience=2, trees=10, latency=False),
     "quick": CompressionProfile("quick", knob=(1, 2, 4, 8, 16, 32), seeds=5),
     "paper": CompressionProfile("paper", knob=(1, 2, 4, 8, 16, 32, 64), seeds=20, epochs=200, finetune_epochs=30,

@@ -400,7 +400,8 @@ PROBE = Probe(
     make_task=make_task,
     score=score,
     contenders=(
-        Contender("lstm", "deep", reader("lstm"), "LSTM over bag-of-words sentences, each step a ReLU layer of sentence and question",
+        Contender("lstm", "deep", reader("lstm"),
+                  "LSTM over bag-of-words sentences, each step a ReLU layer of sentence and question",
                   tuning=TUNING_LSTM),
         Contender("transformer", "deep", reader("transformer"),
                   "transformer encoder (2 layers, 4 heads) over bag-of-words sentences and the question",

@@ -227,4 +227,6 @@ PROBE = Probe(
                       f"candidates, minority share {p.minority_share}"),
     budget_fields=("epochs",),
     fit=None,  # the historical labels are noisy by design: fitting them is not the question; the truth is
+    requires=("fairlearn",),
+    extra="trust",
 )

@@ -317,4 +317,6 @@ PROBE = Probe(
     budget=lambda p: f"{p.sentences:,} sentences, dim {p.dim}, window {p.window}, {p.epochs} word2vec epochs",
     budget_fields=("epochs",),
     fit=None,  # no labels to fit: absorbing the corpus statistics is the claim
+    requires=("gensim",),
+    extra="trust",
 )
