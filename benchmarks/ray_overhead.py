@@ -95,7 +95,7 @@ def timed(backend: Any, n: int, sleep: float, tag: int) -> float:
 
 
 def measure(n: int, sleep: float) -> dict[str, dict[str, float]]:
-    from deeplimits.backends import LocalBackend
+    from deeplimits.pool import LocalBackend
     from deeplimits.ray_backend import RayBackend
 
     rows: dict[str, dict[str, float]] = {}

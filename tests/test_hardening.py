@@ -515,16 +515,16 @@ def test_all_failed_cells_are_named_not_straddling(tmp_path: Path) -> None:
 
 
 def test_inline_time_limit_restores_the_alarm(tmp_path: Path) -> None:
-    from deeplimits import backends
+    from deeplimits import pool
 
     before = signal.getsignal(signal.SIGALRM)
-    with backends._alarm(5.0):
+    with pool._alarm(5.0):
         assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
 
 def test_describe_exit() -> None:
-    from deeplimits.backends import describe_exit
+    from deeplimits.pool import describe_exit
 
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(-signal.SIGSEGV).startswith("was killed by SIGSEGV (signal 11)")

@@ -439,7 +439,8 @@ def test_browser_renders_page(browser: str, parity_report: tuple[Path, str], fak
                          timeout=120).stdout
     assert 'id="limit-fixed"' in dom and "holds" in dom
     # the overview's numbers and the atlas figure, as the browser built them
-    for column in ("breaking point (of range tried)", "best deep arm vs best helper there", "profile", "seeds", "budget"):
+    columns = ("breaking point (of range tried)", "best deep arm vs best helper there", "profile", "seeds", "budget")
+    for column in columns:
         assert column in dom, column
     assert 'class="atlas"' in dom and "data:image/svg+xml;base64," in dom
     keep = ROOT / "deeplimits-out" / "report-check"

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .backends import Job, Outcome, execute_job
+from .backends import Job, Outcome
 from .probe import Probe, UsageError
 
 SOCKET_ROOM = 107 - 66  # AF_UNIX paths are <= 107 bytes; Ray adds ~66 (session_<date>_<pid>/sockets/plasma_store)
@@ -140,10 +140,9 @@ def _run_job(job: Job, probe: Probe | None, threads: int) -> list[Outcome]:
     import torch
 
     torch.set_num_threads(max(1, threads))
-    from . import backends
+    from .pool import run_inline
 
-    inline = getattr(backends, "run_inline", None)
-    return inline(job, probe) if inline is not None else execute_job(job, probe)
+    return run_inline(job, probe)
 
 
 def _error(exc: BaseException, retries: int) -> str:
