@@ -79,13 +79,10 @@ def entries() -> list[Entry]:
             fallback = fallback or "PROBE" in path.read_text(encoding="utf-8", errors="replace")
             continue
         found.setdefault(entry.id, entry)
-    from importlib.metadata import entry_points
+    from . import registry
 
-    from .registry import ENTRY_POINT_GROUP
-
-    if fallback or list(entry_points(group=ENTRY_POINT_GROUP)):
-        from . import registry  # plugins and non-literal declarations: import them
-
+    if fallback or list(registry.entry_points(group=registry.ENTRY_POINT_GROUP)):
+        # plugins and non-literal declarations: import them (the registry warns about broken ones)
         for probe in registry.all_probes().values():
             found.setdefault(probe.id, Entry(probe.id, probe.family, probe.claim, tuple(probe.sources), probe.version,
                                              probe.extra, tuple(probe.requires), probe.make_task.__module__,
