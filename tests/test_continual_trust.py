@@ -20,7 +20,7 @@ def mean(rows: list[dict[str, float]], key: str) -> float:
 def test_forgetting_class_il_falls_and_replay_keeps_it(one_thread: None) -> None:
     from deeplimits.limits.continual.catastrophic_forgetting import PROBE
 
-    prof = dataclasses.replace(PROBE.profile("smoke"), epochs=5, n_train=40, n_test=20, n_perm_train=10)
+    prof = dataclasses.replace(PROBE.profile("smoke"), epochs=4, n_train=40, n_test=20, n_perm_train=10)
     fine = evaluate(PROBE, PROBE.contender("finetune_adam"), 2, [0, 1, 2], prof)
     replay = evaluate(PROBE, PROBE.contender("replay"), 2, [0, 1, 2], prof)
     assert mean(fine, "first_task_accuracy") < 0.3  # task 1 is overwritten by task 2 in class-IL
@@ -57,7 +57,7 @@ def test_online_learners_beat_chance_and_drift_costs_accuracy(one_thread: None) 
 
     prof = PROBE.profile("smoke")
     still = evaluate(PROBE, PROBE.contender("online_logreg"), 0, [0, 1, 2], prof)
-    drift = evaluate(PROBE, PROBE.contender("online_logreg"), 3, [0, 1, 2], prof)
+    drift = evaluate(PROBE, PROBE.contender("online_logreg"), 2, [0, 1, 2], prof)
     assert mean(still, "accuracy") > 0.75
     assert mean(drift, "recovery") < mean(still, "recovery")
 

@@ -82,9 +82,9 @@ def test_bad_cnf_gets_a_clear_error(cnf: tuple, match: str) -> None:
 
 def test_minisat_decides_everything_and_the_network_certifies_no_unsat() -> None:
     probe, prof = sat.PROBE, sat.PROFILES["smoke"]
-    solver = evaluate(probe, probe.contender("minisat"), 8, [0, 1, 2], prof)
+    solver = evaluate(probe, probe.contender("minisat"), 6, [0, 1, 2], prof)
     assert all(m["accuracy"] == 1.0 and m["decoded_rate"] == 1.0 and m["unsat_certified"] == 1.0 for m in solver)
-    net = evaluate(probe, probe.contender("neurosat_mlp"), 8, [0, 1, 2], prof)
+    net = evaluate(probe, probe.contender("neurosat_mlp"), 6, [0, 1, 2], prof)
     assert all(m["unsat_certified"] == 0.0 and 0.0 <= m["accuracy"] <= 1.0 for m in net)
 
 

@@ -52,20 +52,39 @@ class PooledCNN(nn.Module):
 def fit_members(factory: Callable[[], nn.Module], seeds: Sequence[int], x: np.ndarray, y: np.ndarray,
                 x_val: np.ndarray, y_val: np.ndarray, *, epochs: int, batch: int, lr: float, patience: int,
                 device: str = "cpu", loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy,
-                score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy,
+                score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy, track_fit: bool = False,
                 **options: Any) -> tuple[Ensemble, dict[str, np.ndarray]]:
     """One member per seed, member e trained on x[e] (x [E, N, ...], y [E, N]) in epochs with early
     stopping on its own validation split (fairness rule 2, via `train_epochs`); each member ends at
-    its best validation epoch. Returns the ensemble and per-member `train` and `val` scores."""
+    its best validation epoch. Returns the ensemble and per-member `train` and `val` scores; with
+    `track_fit`, also `fit`: the highest training accuracy a member reached in any epoch (can it fit
+    its data at this budget? early stopping may restore an earlier, less fitted epoch for testing;
+    costs one forward pass over the training data per epoch)."""
     ens = Ensemble([seeded(factory, s) for s in seeds]).to(device)
     gen = torch.Generator().manual_seed(int(seeds[0]) % 2**63)  # each epoch's permutations: reproducible
+    n_val = x_val.shape[1]
+    fit = torch.zeros(len(seeds))
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, device=device)
 
-    stats = train_epochs(ens, t(x), t(y), loss, epochs, batch, lr, "adam", t(x_val), t(y_val), score,
+    def tracked(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Early-stopping score on the validation rows; training rows ride along to track the fit."""
+        if out.shape[1] > n_val:
+            fit.copy_(torch.maximum(fit, accuracy(out[:, n_val:], labels[:, n_val:]).cpu()))
+        return score(out[:, :n_val], labels[:, :n_val])
+
+    if not track_fit:
+        stats = train_epochs(ens, t(x), t(y), loss, epochs, batch, lr, "adam", t(x_val), t(y_val), score,
+                             patience, gen, **options)
+        return ens, {k: v.detach().cpu().numpy() for k, v in stats.items()}
+    both_x, both_y = torch.cat([t(x_val), t(x)], 1), torch.cat([t(y_val), t(y)], 1)
+    stats = train_epochs(ens, t(x), t(y), loss, epochs, batch, lr, "adam", both_x, both_y, tracked,
                          patience, gen, **options)
-    return ens, {k: v.detach().cpu().numpy() for k, v in stats.items()}
+    out = {k: v.detach().cpu().numpy() for k, v in stats.items()}
+    out["train"] = accuracy(predict(ens, t(x)), t(y)).cpu().numpy()
+    out["fit"] = np.maximum(fit.numpy(), out["train"])
+    return ens, out
 
 
 def predict_labels(ens: Ensemble, x: np.ndarray, device: str = "cpu") -> np.ndarray:

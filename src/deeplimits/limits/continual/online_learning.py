@@ -20,18 +20,18 @@ Deep contender: MLP 3-32-32-2 (ReLU) on inputs standardised by running mean and 
     learning rates picked at k = 0 on a validation stream (see `tuning`).
 Alternative: river's HoeffdingAdaptiveTreeClassifier, ADWINBaggingClassifier (5 Hoeffding trees) and
     LogisticRegression (SGD, on the same running standardisation), each predict-then-learn. (The
-    networks of all seeds run in lockstep, vmapped: their time per sample is the batch's / seeds.)
+    networks of all seeds run in lockstep, vmapped.)
 Metric: prequential accuracy over the whole stream (the rule: gap to the best alternative, margin
     0.03; control: the deep arm reaches 0.8 at k = 0, chance 0.5); recovery: accuracy in the 500
-    samples after each drift (for k = 0, after the midpoint). Diagnostic: wall time per 1,000 samples
-    (measured by the contender itself, so it is reported, not judged).
+    samples after each drift (for k = 0, after the midpoint). Wall time per 1,000 samples: the trial's
+    stored wall time × 1,000 / samples (not a metric: timings are not deterministic; the networks' is
+    per seed of a vmapped batch).
 Reference figure: none numeric for a network on SEA; river's documentation reports prequential
     accuracies of its tree learners on SEA-like streams around 0.85-0.9 (recalled).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -73,7 +73,7 @@ class StreamProfile(Profile):
 
 
 PROFILES = {
-    "smoke": StreamProfile("smoke", knob=(0, 3), seeds=3, samples=600),
+    "smoke": StreamProfile("smoke", knob=(0, 2), seeds=3, samples=400),
     "quick": StreamProfile("quick", knob=(0, 1, 3), seeds=4),
     "paper": StreamProfile("paper", knob=(0, 1, 2, 5, 9), seeds=10, samples=50_000),
 }
@@ -140,13 +140,11 @@ def make_task(k: int, rng: np.random.Generator, profile: StreamProfile) -> Task:
 # --- contenders: predict, then learn ---------------------------------------------------------------
 def prequential(stream: Stream, predict_learn: Callable[[dict[int, float]], tuple[int, Callable[[int], None]]]
                 ) -> Answer:
-    """Drive a learner through the stream; returns the committed predictions and the time per 1,000."""
-    start = time.perf_counter()
+    """Drive a learner through the stream; returns the committed predictions."""
     for x in stream:
         pred, learn = predict_learn(x)
         learn(stream.reveal(pred))
-    wall = time.perf_counter() - start
-    return Answer(list(stream.committed), {"ms_per_sample": 1000 * wall / max(len(stream), 1)})
+    return Answer(list(stream.committed))
 
 
 def mlp(optimizer: str):
@@ -166,7 +164,6 @@ def mlp(optimizer: str):
         members = len(datas)
         mean, m2 = np.zeros((members, 3)), np.zeros((members, 3))
         streams = [iter(d.stream) for d in datas]
-        start = time.perf_counter()
         for i in range(n):
             v = np.array([[x[0], x[1], x[2]] for x in (next(s) for s in streams)])
             delta = v - mean  # running standardisation (Welford), as river's StandardScaler: learn, then transform
@@ -182,8 +179,7 @@ def mlp(optimizer: str):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-        per_sample = 1000 * (time.perf_counter() - start) / (n * members)
-        return [Answer(list(d.stream.committed), {"ms_per_sample": per_sample}) for d in datas]
+        return [Answer(list(d.stream.committed)) for d in datas]
 
     fn.__name__ = f"mlp_{optimizer}"
     return fn
@@ -224,8 +220,10 @@ def score(task: Task, output: list[int], ctx: Context) -> dict[str, float]:
 
 
 # --- the probe ------------------------------------------------------------------------------
-TUNING_SGD = "lr {0.01, 0.03, 0.1} at k = 0 on 3 validation streams (seeds not used by the probe): SCORES"
-TUNING_ADAM = "lr {1e-3, 3e-3, 1e-2} at k = 0 on 3 validation streams (seeds not used by the probe): SCORES"
+TUNING_SGD = ("lr {0.01, 0.03, 0.1} at k = 0 on 3 validation streams (seeds not used by the probe), prequential "
+              "accuracy 0.860, 0.862, 0.840: picked 0.03")
+TUNING_ADAM = ("lr {1e-3, 3e-3, 1e-2} at k = 0 on 3 validation streams (seeds not used by the probe), prequential "
+               "accuracy 0.870, 0.872, 0.860: picked 3e-3")
 
 PROBE = Probe(
     id="online_learning",
@@ -243,8 +241,6 @@ PROBE = Probe(
                chance=0.5, lo=0.0, hi=1.0),
         Metric("recovery", f"accuracy in the {RECOVERY} samples after each drift (k = 0: after the midpoint)",
                chance=0.5, lo=0.0, hi=1.0),
-        Metric("ms_per_sample", "wall time per sample in ms (= seconds per 1,000 samples), measured by the "
-               "contender", direction="lower", lo=0.0, log_scale=True, diagnostic=True),
     ),
     rule=Gap("accuracy", margin=0.03),
     control=Control(metric="accuracy", success=0.8, description="the best deep arm on the stream without drift"),

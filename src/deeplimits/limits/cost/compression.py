@@ -48,7 +48,7 @@ from deeplimits import datasets
 from deeplimits.ensemble import Ensemble, cross_entropy, predict, seeded, train_epochs
 from deeplimits.probe import Answer, Contender, Context, Control, Gap, Knob, Metric, Probe, Profile, Reference, Task
 
-LR = 3e-3  # picked at r = 1 from {1e-3, 3e-3, 1e-2} (see TUNING)
+LR = 1e-2  # picked at r = 1 from {1e-3, 3e-3, 1e-2} (see TUNING)
 
 
 # --- profiles -------------------------------------------------------------------------------
@@ -304,7 +304,8 @@ def random_forest(public: Images, ctx: Context) -> Answer:
 
 # --- the probe ------------------------------------------------------------------------------
 TUNING = ("lr picked at r = 1 (easy end) from {1e-3, 3e-3, 1e-2} by validation accuracy of the full-size nets "
-          "(20 % of the training data, 5 seeds, ≤ 60 epochs, patience 8), shared by every arm: " + f"{LR:g}")
+          "(20 % of the training data, 3 seeds, ≤ 60 epochs, patience 8): MLP 0.964, 0.975, 0.980; CNN 0.816, "
+          f"0.929, 0.971 -> {LR:g} for both (the grid's edge: the CNN may gain from more)")
 
 PROBE = Probe(
     id="compression",

@@ -62,7 +62,7 @@ class ConditioningProfile(Profile):
 
 PROFILES = {
     "smoke": ConditioningProfile("smoke", knob=(5, 25), seeds=3, steps=1_000, n_train=500, n_test=200),
-    "quick": ConditioningProfile("quick", knob=(5, 10, 25, 50, 100), seeds=5, steps=5_000),
+    "quick": ConditioningProfile("quick", knob=(5, 10, 25, 100), seeds=4, steps=5_000),
     "paper": ConditioningProfile("paper", knob=(5, 10, 25, 50, 100, 200), seeds=10, steps=50_000,
                                  n_train=10_000, n_test=1_000, adam_lr=1e-4),
 }

@@ -11,7 +11,10 @@ Setup: scikit-learn's bundled 8×8 digits in [0, 1] (1,297 training images, of w
     these are 8×8 images with 64 pixels and a 16-level grey scale, not Madry's 28×28 MNIST: ε = 0.3
     here moves every pixel by about 5 of its 16 grey levels, a large, visible change, and with 64
     inputs (MNIST has 784) a larger ε is needed to move the logits as far (Goodfellow's linear
-    argument), so the ε values are not comparable one to one with MNIST's.
+    argument), so the ε values are not comparable one to one with MNIST's. The quick profile sweeps
+    ε ∈ {0, 0.1} only (time); at ε = 0.15 / 0.2 (3 seeds, measured once) both ERM arms keep ≤ 0.05 /
+    0.00 robust accuracy while PGD training at the quick budget keeps 0.62 / 0.48 (0.52 with 40
+    epochs): larger ε need the paper profile's budget.
     The contender returns its trained model; the PROBE attacks it (white-box, an adversary that
     knows the defence): a torch module is attacked through its own forward (any preprocessing it
     contains included) by the adversarial-robustness-toolbox's (ART) ProjectedGradientDescent
@@ -87,7 +90,7 @@ PROFILES = {
     "smoke": AdversarialProfile("smoke", knob=(0.0, 0.2), seeds=3, n_train=400, n_test=60, epochs=3, pgd_iter=3,
                                 at_epochs=2, at_pgd_iter=2, bisect_rounds=2, n_min_eps=10, rf_trees=10,
                                 cnn_width=4),
-    "quick": AdversarialProfile("quick", knob=(0.0, 0.1, 0.15), seeds=3),
+    "quick": AdversarialProfile("quick", knob=(0.0, 0.1), seeds=4),
     "paper": AdversarialProfile("paper", knob=(0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), seeds=10, n_test=500,
                                 epochs=100, patience=10, pgd_iter=100, pgd_restarts=10, at_epochs=100,
                                 at_pgd_iter=40, bisect_rounds=10, n_min_eps=500),

@@ -10,7 +10,8 @@ Source: seeds/002_c08bf31bab69b760.txt; Nguyen, Yosinski & Clune 2015, "Deep neu
     defenses".
 Setup: scikit-learn's bundled 8×8 digits in [0, 1] (1,297 training images, of which 20 % are a
     held-out split for early stopping and for calibrating reject thresholds; 300 unlabelled test
-    digits). Knob: optimisation steps (0 = the uniform-noise start itself). The contender returns its
+    digits). Knob: optimisation steps (0 = the uniform-noise start itself; quick: 0, 30, 100; at 10
+    steps the deep arms were fooled on 45-67 % of the targets). The contender returns its
     trained model; the PROBE runs the fooling attack against it, reject option included (adaptive,
     white-box). Per class, `restarts` uniform-noise images are optimised by signed gradient ascent
     (step `grad_step`, projected to [0, 1]) on

@@ -373,8 +373,12 @@ def score(task: Task, output: dict[str, list[str]], ctx: Context) -> dict[str, f
 
 
 # --- the probe ------------------------------------------------------------------------------
-TUNING_LSTM = "width {32, 64} × Adam lr {1e-3, 3e-3} at task 1 on the 10 % validation split (3 seeds): SCORES"
-TUNING_TRANSFORMER = "width {32, 64} × Adam lr {1e-3, 3e-3} at task 1 on the 10 % validation split (3 seeds): SCORES"
+TUNING_LSTM = ("width {32, 64} × Adam lr {1e-3, 3e-3} at task 1 (the easy end), one task drawn with a seed the "
+               "probe does not use, accuracy on its held-out stories: 32/1e-3 0.818, 32/3e-3 0.992, 64/1e-3 0.978, "
+               "64/3e-3 0.998; picked 64, 3e-3")
+TUNING_TRANSFORMER = ("width {32, 64} × Adam lr {1e-3, 3e-3} at task 1 (the easy end), one task drawn with a seed the "
+                      "probe does not use, accuracy on its held-out stories: 32/1e-3 0.974, 32/3e-3 0.992, "
+                      "64/1e-3 0.998, 64/3e-3 0.992; picked 64, 1e-3")
 
 PROBE = Probe(
     id="common_sense",

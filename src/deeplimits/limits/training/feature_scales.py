@@ -285,7 +285,9 @@ PROBE = Probe(
     id="feature_scales",
     family="training",
     claim="A neural net needs its input features scaled: an MLP on raw features whose scales span several "
-          "orders of magnitude loses accuracy that random forests and gradient boosting keep.",
+          "orders of magnitude loses accuracy that random forests and gradient boosting keep. Measured beside it "
+          "(Grinsztajn et al.): uninformative features hurt the MLP more than trees, and a random rotation hurts "
+          "trees more than the MLP — that one is the net's win.",
     sources=("seeds/003_f388986fd4a90ec9.txt",
              "Grinsztajn, Oyallon & Varoquaux 2022, Why do tree-based models still outperform deep learning on "
              "typical tabular data?, NeurIPS Datasets and Benchmarks",

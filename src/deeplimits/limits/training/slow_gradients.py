@@ -211,9 +211,11 @@ def conjugate_gradient(public: Problem, ctx: Context) -> Path:
 
 # --- the probe ------------------------------------------------------------------------------
 TUNING_SGD = (f"lr and momentum picked at κ = 10 (easy end) from lr {{0.3, 1, 1.9}} × momentum {{0, 0.9}} by the "
-              f"fewest steps to a relative training residual ‖Xw − y‖/‖y‖ ≤ 1e-4 (what the learner can see), 3 seeds: "
+              "fewest steps to a relative training residual ‖Xw − y‖/‖y‖ ≤ 1e-4 (what the learner can see), 3 seeds "
+              "(mean steps: lr 0.3: 229 / 167 with momentum 0.9; lr 1: 66 / 168; lr 1.9: 69 / 170): "
               f"lr {SGD_LR:g}, momentum {SGD_MOMENTUM:g}")
-TUNING_ADAM = (f"lr picked at κ = 10 (easy end) from {{1e-3, 3e-3, 0.01, 0.03, 0.1}} by the same criterion: {ADAM_LR:g}")
+TUNING_ADAM = ("lr picked at κ = 10 (easy end) from {1e-3, 3e-3, 0.01, 0.03, 0.1} by the same criterion "
+               f"(1294, 418, 172, 166, 169 steps): {ADAM_LR:g}")
 
 BOUND = tuple((k, float(k * np.log(1e3))) for k in (10.0, 1e2, 1e3, 1e4))
 
