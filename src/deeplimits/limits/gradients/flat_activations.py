@@ -29,11 +29,15 @@ Deep contender: gradient training through the paper's sigmoid surrogate of u (5.
     Plain autograd through u itself is not an arm: its gradient is exactly zero (reported as the
     diagnostic grad_norm_exact).
 Remedy: the forward-only update (5.5): forward u, identity backward (straight-through), Adam with
-    the paper's β2 and ε at lr 1e-2 (the paper: 1e-3 for 5,000 steps; quick has fewer steps).
+    the paper's β2 and ε at lr 3e-3 (the paper: 1e-3 for 5,000 steps; quick has 2,000 steps, too few
+    at 1e-3 to move b by |b*|; 1e-2 was tried first and its jitter left errors of 0.02-0.1 at h = 1,
+    so the remedy's lr was set at the hard end: allowed for a helper, and said here).
 Metric: relative squared test error E(u(ŵ·x + b̂) - y)² / Var(y) of the contender's predictions with
-    the true u, scored by the probe; finite at every h because the data always straddles the fine
-    jumps (lower is better; 1 = the best constant; a model left at its init scores ≈ b*²/Var(y) ≫ 1;
-    success ≤ 0.05). Diagnostics: the loss-gradient norm at initialisation through the arm's own u
+    the true u, scored by the probe, capped at 1 (= the best constant, the chance level); finite at
+    every h because the data always straddles the fine jumps (lower is better; success ≤ 0.05). The
+    cap keeps the t interval meaningful: uncapped, a model left at its init scores ≈ b*²/Var(y), up to
+    ~100, and one such seed makes the interval straddle any threshold (rel_error_raw keeps the
+    uncapped value). Diagnostics: the loss-gradient norm at initialisation through the arm's own u
     (grad_norm_init) and through the true u (grad_norm_exact, always 0).
 Reference figure: Fig. 7 (fits vs r after 10,000 iterations, forward-only after 5,000; no numbers):
     the non-flat approximation is "much slower, and sometimes completely failing", forward-only is best.
@@ -57,7 +61,7 @@ L_SMOOTH = 10.0  # the paper's L: each sigmoid rises over about Δ/(5L) just lef
 ADAM = {"betas": (0.9, 0.99), "eps": 1e-5}  # the paper's Adam settings
 SGD_LR = 0.1  # picked at h = 0.01 (see TUNING_SGD)
 ADAM_LR = 1e-2  # picked at h = 0.01 (see TUNING_ADAM)
-REMEDY_LR = 1e-2
+REMEDY_LR = 3e-3  # the paper: 1e-3 for 5,000 steps; 1e-2 was tried first and left 0.02-0.1 at h = 1 (Adam jitter)
 
 
 # --- profiles -------------------------------------------------------------------------------
@@ -143,9 +147,12 @@ def make_task(h: float, rng: np.random.Generator, profile: FlatProfile) -> Task:
 
 
 def score(task: Task, output: np.ndarray, ctx: Context) -> dict[str, float]:
+    """Relative squared error, capped at 1 (no better than the best constant) so that a few huge
+    failures do not blow up the t interval, and uncapped for the record."""
     y = task.hidden.y_test.astype(np.float64)
     pred = np.asarray(output, dtype=np.float64).reshape(y.shape)
-    return {"rel_error": float(np.mean((pred - y) ** 2) / np.var(y))}
+    raw = float(np.mean((pred - y) ** 2) / np.var(y))
+    return {"rel_error": min(raw, 1.0), "rel_error_raw": raw}
 
 
 # --- the model: a linear unit followed by u, differentiated two ways -----------------------------
@@ -293,8 +300,10 @@ PROBE = Probe(
               "paper: 1)",
               validate=lambda v: isinstance(v, int | float) and 0.005 <= v <= 5, log_scale=True),
     metrics=(
-        Metric("rel_error", "relative squared test error E(û - y)² / Var(y), predicting with the true u",
-               direction="lower", chance=1.0, lo=0.0, hi=np.inf, log_scale=True),
+        Metric("rel_error", "relative squared test error E(û - y)² / Var(y) with the true u, capped at 1 (the "
+               "best constant)", direction="lower", chance=1.0, lo=0.0, hi=1.0, log_scale=True),
+        Metric("rel_error_raw", "the same error uncapped (a model left at its init scores ≈ b*²/Var(y) ≫ 1)",
+               direction="lower", lo=0.0, hi=np.inf, log_scale=True),
         Metric("grad_norm_init", "norm of the loss gradient at initialisation through the arm's own u (one batch)",
                lo=0.0, hi=np.inf, diagnostic=True),
         Metric("grad_norm_exact", "norm of the loss gradient at initialisation through the true u (one batch)",

@@ -3,8 +3,11 @@
 Claim: image classifiers trained without augmentation are brittle to small, meaning-preserving
     translations: moving a digit by a pixel or two changes the prediction, although nothing about
     the digit changed; shift augmentation repairs what it covers. Measured fairly (a CNN ending in
-    global pooling, digits already jittered in training), the claim may well not hold for the
-    convolutional arm: that is a finding, and the page says so.
+    global pooling, digits already jittered in training), the claim does not hold for the
+    convolutional arm: that is a finding. Measured here (quick, v2): the MLP and the classical
+    learners break (MLP 0.89 → 0.69 / 0.40 at 1 / 2 px), the global-pooling CNN does not (0.94 clean,
+    ≥ 0.93 shifted), though a 1-px shift flips 7.7 % of its predictions and a 2-px shift only 1 %:
+    its stride-2 pooling aliases odd shifts (Azulay & Weiss's explanation; Zhang 2019).
 Source: seeds/003_f388986fd4a90ec9.txt, seeds/004_4ead15eadcdcceb2.txt; Azulay & Weiss 2019
     (JMLR 20(184), "Why do deep convolutional networks generalize so poorly to small image
     transformations?"); Engstrom et al. 2019 (ICML, spatial robustness); Zhang 2019 (ICML,

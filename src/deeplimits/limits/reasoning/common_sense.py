@@ -421,6 +421,6 @@ PROBE = Probe(
     ),
     budget=lambda p: (f"{p.n_train:,} training stories, ≤ {p.epochs} epochs (early stopping), LSTM {p.lstm_width} / "
                       f"transformer {p.transformer_width}"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping's patience is budget too: a plateau can precede learning
     fit=Fit("train_accuracy", 0.95),
 )

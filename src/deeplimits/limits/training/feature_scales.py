@@ -33,8 +33,11 @@ Remedy: the same Adam MLP after `StandardScaler` (fitted on the training data), 
 Alternative: `RandomForestClassifier` (100 trees) and `HistGradientBoostingClassifier` (defaults).
 Metric: test accuracy of the plain variant (scored by the probe; chance 0.5 nominal, breast_cancer's
     majority class is 0.63). Verdict kind gap: holds where the best deep arm is clearly (95 % CI) more
-    than 5 accuracy points below a forest, gradient boosting or the standardised MLP. Also scored:
-    `test_accuracy_noise`, `test_accuracy_rotated`. Diagnostic: train accuracy.
+    than 5 accuracy points below a forest, gradient boosting or the standardised MLP. Positive control:
+    the best deep arm reaches 0.8 at s = 0 (first set at 0.9 for breast_cancer, where methods reach
+    0.96-0.98; on the synthetic default every method, trees included, tops out near 0.90, so 0.9 was
+    the ceiling rather than a competence line). Also scored: `test_accuracy_noise`,
+    `test_accuracy_rotated`. Diagnostic: train and validation accuracy.
 Reference figure: deeplimits references §5b (breast_cancer, 5-fold CV, sklearn defaults): MLP raw
     0.937, MLP + StandardScaler 0.979, RF 0.965, HistGB 0.970; with 120 noise columns MLP 0.944,
     RF 0.956, HistGB 0.968. Grinsztajn et al.: trees ahead on 45 medium-sized sets; rotation reverses
@@ -306,7 +309,8 @@ PROBE = Probe(
                diagnostic=True),
     ),
     rule=Gap("test_accuracy", margin=0.05),
-    control=Control(success=0.9, description="the best raw-feature MLP reaches 0.9 test accuracy at s = 0 "
+    # 0.8: clearly above chance and below the synthetic task's ceiling, where every method sits near 0.90
+    control=Control(success=0.8, description="the best raw-feature MLP reaches 0.8 test accuracy at s = 0 "
                                              "(features already at unit scale)"),
     profiles=PROFILES,
     make_task=make_task,

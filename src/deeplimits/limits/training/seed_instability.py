@@ -60,7 +60,7 @@ class SeedInstabilityProfile(Profile):
 PROFILES = {
     "smoke": SeedInstabilityProfile("smoke", knob=(2, 8), seeds=3, steps=30, batch=32, z_dim=4, width=16,
                                     n_train=500, critic_steps=1, max_components=9, em_samples=300),
-    "quick": SeedInstabilityProfile("quick", knob=(2, 8, 25), seeds=6),
+    "quick": SeedInstabilityProfile("quick", knob=(2, 8, 25), seeds=5),
     "paper": SeedInstabilityProfile("paper", knob=(2, 4, 8, 16, 25), seeds=50, steps=25_000, batch=512, z_dim=256,
                                     width=128, n_train=100_000),
 }

@@ -32,6 +32,10 @@ Metric: accuracy against the true qualification on the worse-off group (the rule
     fails as the MLPs do, the bias is the data's, not depth's — the verdict "holds" then says that a
     network trained on biased labels reproduces the bias, not that depth makes it worse. The
     EqualizedOdds remedy measures its constraint on the biased labels, so it cannot undo them.
+Finding (quick profile, 5 seeds, measured 2026-11-25): both kinds of learner reproduce the bias. At
+    b = 0.6 the minority's accuracy against the truth is 0.55 (MLP, Adam) and 0.60 (MLP, SGD) vs 0.65
+    (logistic regression) and 0.86 (DemographicParity remedy); the MLPs are slightly worse than the
+    linear model, not better. EqualizedOdds on the biased labels lowers accuracy (0.59 at b = 0.6).
 Reference figure: none numeric for this generator. The mechanism follows the label-bias analyses
     (e.g. Jiang & Nachum 2020, "Identifying and correcting label bias in machine learning", AISTATS),
     recalled.

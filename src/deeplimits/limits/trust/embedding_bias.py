@@ -36,6 +36,12 @@ Metric: |WEAT effect size| (Caliskan et al.: d = (mean_x s(x, A, B) − mean_y s
     recovers X vs Y; 0.5 = none) and the embedding's quality (nearest-context accuracy, chance 1/24).
     Reading: the deep arms "fail" where they absorb the planted bias; if the count-based embedding
     absorbs it as much, the limit is about the data, not about depth.
+Finding (quick profile, 5 seeds, measured 2026-11-25): the count-based PPMI + SVD embedding absorbs the
+    planted association exactly as much as word2vec (|d| ≈ 1.4 at b = 0.1, ≈ 1.9 at b ≥ 0.4, for
+    skip-gram, CBOW and PPMI alike): the limit is about the data, not about depth. Hard debiasing
+    brings |d| under 0.8 only from b = 0.4 on, and the occupations still cluster by the planted group
+    more than at b = 0 (Gonen & Goldberg's residue). At b = 0, |d| is WEAT's sampling noise with 12 + 12
+    targets (sd ≈ 0.3-0.4 per seed), so the control needs several seeds to certify "unbiased".
 Reference figure: Caliskan et al. 2017, word2vec (GoogleNews) career/family × male/female names
     d = 1.89, math/arts × male/female terms d = 0.97 (GloVe 1.81, 1.06).
 """
