@@ -18,7 +18,10 @@ Setup: n points, k = 3 kinks at positions drawn without replacement from {0..n-1
 Deep contender: a fully connected linear layer n -> n (the paper's 4.1.1), trained by (a) plain
     gradient descent at step 1/λ_max (Thm 3 is about GD) and (b) Adam (the optimiser of the paper's
     code; its diagonal preconditioning partly masks the conditioning effect, so the break moves to a
-    larger n). Step sizes picked at the easy end (n = 5) on a validation split, see `tuning`.
+    larger n). Step sizes picked at the easy end (n = 5) on a validation split, see `tuning`. Adam's
+    tuned lr 1e-2 oscillates at n ≥ 50 (errors above 1); smaller rates do not rescue it (offline, 3
+    seeds, 20,000 steps: lr 1e-3 gives 0.31-0.34 at n = 50 and 0.76-1.2 at n = 100, lr 1e-4 gives
+    0.31 and 0.62-0.65).
 Remedy: (a) a 3-tap convolution (4.1.2) by GD at 1/λ_max; (b) the same convolution on inputs
     [f_{j-2}, f_{j-1}, f_j] whitened by C^{-1/2}, C their second-moment matrix on the training set
     (4.1.3), by GD at 1/λ_max (the classical step, not tuned; the deep GD arm's tuned 1.9/λ_max
