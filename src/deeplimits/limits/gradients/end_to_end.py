@@ -70,8 +70,8 @@ class EndToEndProfile(Profile):
 
 
 PROFILES = {
-    "smoke": EndToEndProfile("smoke", knob=(1, 3), seeds=3, n_pool=1_024, n_test=300, steps=100, dec_steps=250,
-                             snr_samples=1_024),
+    "smoke": EndToEndProfile("smoke", knob=(1, 3), seeds=3, n_pool=1_024, n_test=300, steps=100, dec_steps=150,
+                             batch=32, snr_samples=1_024),
     "quick": EndToEndProfile("quick", knob=(1, 3, 4), seeds=4),  # k = 2 is in paper (CPU budget of the atlas)
     "paper": EndToEndProfile("paper", knob=(1, 2, 3, 4), seeds=5, size=28, len_lo=5.0, len_hi=23.0,
                              n_pool=100_000, hidden=100, head=100, steps=20_000, dec_steps=2_500, batch=200,

@@ -66,7 +66,7 @@ class BiasProfile(Profile):
 
 
 PROFILES = {
-    "smoke": BiasProfile("smoke", knob=(0.0, 0.6), seeds=3, n_train=400, n_test=600, epochs=30, eg_iterations=5),
+    "smoke": BiasProfile("smoke", knob=(0.0, 0.6), seeds=3, n_train=300, n_test=500, epochs=30, eg_iterations=2),
     "quick": BiasProfile("quick", knob=(0.0, 0.2, 0.4, 0.6), seeds=5),
     "paper": BiasProfile("paper", knob=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8), seeds=10, n_train=20_000,
                          n_test=20_000),
