@@ -56,6 +56,9 @@ def check_structure(probe: Probe) -> None:
         for f in probe.budget_fields:
             if not isinstance(getattr(prof, f, None), int | float) or isinstance(getattr(prof, f), bool):
                 _fail(probe, f"budget field {f!r} must be a number in profile {name!r}")
+        if "epochs" in probe.budget_fields and hasattr(prof, "patience") and "patience" not in probe.budget_fields:
+            _fail(probe, "rule 3: the budget check scales epochs but not early stopping's patience, so it cannot "
+                         "move where early stopping ends training first; add 'patience' to budget_fields")
     check_fairness(probe)
 
 

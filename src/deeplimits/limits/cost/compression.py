@@ -356,6 +356,6 @@ PROBE = Probe(
     budget=lambda p: (f"MLP 64-{p.width}-{p.width}-10 and CNN {p.channels[0]}-{p.channels[1]}, Adam lr {p.lr:g}, "
                       f"≤ {p.epochs} epochs (patience {p.patience}) + {p.finetune_epochs} fine-tuning epochs per "
                       "pruning round"),
-    budget_fields=("epochs", "finetune_epochs"),
+    budget_fields=("epochs", "finetune_epochs", "patience"),
     fit=None,  # a compressed net that cannot fit its data is the claim's own failure mode
 )

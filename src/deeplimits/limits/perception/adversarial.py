@@ -386,7 +386,7 @@ PROBE = Probe(
                   "every test image has a nearby adversarial example; mean RMS distortion 0.058 (FC100-100-10); "
                   "Gaussian noise σ = 0.1 gives 0 % error on the same net", "secondary quotation"),
     ),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
     requires=("art",),
     extra="perception",
     budget=lambda p: (f"MLP {p.mlp_width}-{p.mlp_width} and CNN {p.cnn_width}-{2 * p.cnn_width}, ≤ {p.epochs} "

@@ -336,5 +336,5 @@ PROBE = Probe(
     ),
     budget=lambda p: (f"MLP 2×{p.width} / CNN 3×{p.channels}, Adam, ≤ {p.epochs} epochs per size (early stopping, "
                       f"patience {p.patience}); targets {', '.join(f'{d} {a:.2f}' for d, a in p.targets)}"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
 )

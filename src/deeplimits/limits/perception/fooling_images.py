@@ -349,7 +349,7 @@ PROBE = Probe(
                   "fooling images added as an 11th class, retrain, evolve again",
                   "new ≥ 99.99 % fooling images keep appearing in every round", "recalled"),
     ),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
     budget=lambda p: (f"MLP {p.mlp_width}-{p.mlp_width} and CNN {p.cnn_width}-{2 * p.cnn_width}, ≤ {p.epochs} "
                       f"epochs (early stopping); {p.restarts} noise start(s) per class × λ ∈ {list(p.penalties)}"),
 )

@@ -276,5 +276,5 @@ PROBE = Probe(
     budget=lambda p: (f"CNN conv {p.channels[0]}-{p.channels[1]} + FC {p.hidden} / MLP 2×{p.width}, Adam, "
                       f"≤ {p.epochs} epochs (early stopping, patience {p.patience}), {p.n_train:,} training images "
                       f"on a {p.image}×{p.image} canvas"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
 )

@@ -358,7 +358,7 @@ PROBE = Probe(
                   "a source tag in about one fifth of horse images; relevance concentrates on the tag; pasting it "
                   "onto a car image flips the label to horse", "secondary quotations (two agree)"),
     ),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
     requires=("captum",),
     extra="perception",
     budget=lambda p: (f"MLP {p.mlp_width}-{p.mlp_width} and CNN {p.cnn_width}-{2 * p.cnn_width}, ≤ {p.epochs} epochs "

@@ -329,5 +329,5 @@ PROBE = Probe(
     budget=lambda p: (f"MLP 2×{p.width} / CNN {p.channels[0]}-{p.channels[1]} global max pool + FC {p.hidden}, "
                       f"Adam, ≤ {p.epochs} epochs (patience {p.patience}), {p.n_train - p.n_val} training digits "
                       f"jittered ±{p.jitter} px on a {p.canvas}-px canvas"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
 )

@@ -289,7 +289,7 @@ PROBE = Probe(
     ),
     budget=lambda p: (f"{p.n_train} observational samples, ≤ {p.epochs} epochs × batch {p.batch}, Adam lr {p.lr:g}, "
                       f"early stopping (patience {p.patience}); PC α = {p.alpha:g}"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
     requires=("causallearn",),
     extra="logic",
 )

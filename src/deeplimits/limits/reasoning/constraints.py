@@ -325,7 +325,7 @@ PROBE = Probe(
     budget=lambda p: (f"{p.n_vars} variables, {p.n_cons} constraints, {p.n_train} solved instances, MLP 2×{p.width}, "
                       f"≤ {p.epochs} epochs × batch {p.batch}, Adam lr {p.lr:g}, early stopping "
                       f"(patience {p.patience}), λ {p.penalty:g}"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
     requires=("highspy",),
     extra="logic",
 )

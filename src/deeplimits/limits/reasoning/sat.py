@@ -403,7 +403,7 @@ PROBE = Probe(
     budget=lambda p: (f"SR(U(3, {p.max_train_n})), {p.n_train} pairs, width {p.width}, {p.rounds} rounds, "
                       f"≤ {p.epochs} epochs × batch {p.batch}, Adam lr {p.lr:g}, "
                       f"early stopping (patience {p.patience})"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),  # early stopping binds first unless patience grows too
     fit=Fit("train_accuracy", 0.95),
     requires=("pysat",),
     extra="logic",
