@@ -196,3 +196,19 @@ def test_ratio_is_a_geometric_mean_of_paired_seeds() -> None:
 
     point, lo, hi = ratio_ci(np.array([10.0, 20, 40]), np.array([1.0, 2, 4]))
     assert point == pytest.approx(10.0) and lo == pytest.approx(10.0) and hi == pytest.approx(10.0)
+
+
+def test_budget_check_must_scale_patience_with_epochs() -> None:
+    from deeplimits.checks import check_structure
+
+    from toy import ToyProfile
+
+    @dataclasses.dataclass(frozen=True)
+    class EpochProfile(ToyProfile):
+        epochs: int = 10
+        patience: int = 3
+
+    profiles = {n: EpochProfile(n, knob=(0, 1), seeds=3) for n in ("smoke", "quick", "paper")}
+    with pytest.raises(ProbeCheckError, match="patience"):
+        check_structure(make_probe(profiles=profiles, budget_fields=("epochs",)))
+    check_structure(make_probe(profiles=profiles, budget_fields=("epochs", "patience")))
