@@ -298,6 +298,6 @@ PROBE = Probe(
     budget=lambda p: (f"MLP 2×{p.width}, Adam lr {p.mlp_lr:g} (NALU {p.nalu_lr:g}), ≤ {p.epochs} epochs × batch "
                       f"{p.batch}, early stopping (patience {p.patience}), {p.n_train} samples per map, "
                       f"maps {'+'.join(p.maps)} pooled"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),
     fit=Fit("train_rel_error", 0.1),
 )

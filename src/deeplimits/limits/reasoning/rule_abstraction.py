@@ -238,6 +238,6 @@ PROBE = Probe(
     budget=lambda p: (f"{p.encoding} encoding ({p.features} bits)" if p.encoding == "features" else "one-hot encoding")
     + f", {p.n_familiar} familiar syllables, MLP 2×{p.width} / LSTM {p.width}, Adam lr {p.mlp_lr:g} / {p.lstm_lr:g}, "
       f"≤ {p.epochs} epochs, early stopping (patience {p.patience})",
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),
     fit=Fit("train_accuracy", 0.95),
 )

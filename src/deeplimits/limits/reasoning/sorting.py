@@ -364,6 +364,6 @@ PROBE = Probe(
     budget=lambda p: (f"train lengths 2..{p.max_train_len}, values < {p.values} (test < {p.test_values}), "
                       f"{p.n_train} lists, width {p.width}, ≤ {p.epochs} epochs × batch {p.batch}, Adam lr {p.lr:g}, "
                       f"early stopping (patience {p.patience})"),
-    budget_fields=("epochs",),
+    budget_fields=("epochs", "patience"),
     fit=Fit("train_exact_match", 0.9),
 )
