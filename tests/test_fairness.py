@@ -212,3 +212,11 @@ def test_budget_check_must_scale_patience_with_epochs() -> None:
     with pytest.raises(ProbeCheckError, match="patience"):
         check_structure(make_probe(profiles=profiles, budget_fields=("epochs",)))
     check_structure(make_probe(profiles=profiles, budget_fields=("epochs", "patience")))
+
+
+def test_best_arm_is_one_that_passes_the_control() -> None:
+    # both arms at chance at k = 1; only "steep" passed the control: it is the arm shown and rerun
+    table = cells({"line": {0: BAD, 1: [0.53, 0.52, 0.55, 0.51, 0.52]}, "steep": {0: GOOD, 1: BAD},
+                   "const": {0: GOOD, 1: GOOD}})
+    v = judge(make_probe(), table, knobs=(0, 1))
+    assert v.outcome == "holds" and v.best_arm[1] == "steep"

@@ -238,7 +238,10 @@ def decide(probe: Probe, profile: Profile, scores: Scores, statistic: str = "mea
 
     per_arm = {k: {a: judge.side(a, k, helpers) for a in arms} for k in knobs}
     sides = {k: _combine(list(per_arm[k].values())) for k in knobs}
-    best_arm = {k: judge.best(arms, k) for k in knobs}
+    # the arm shown and rerun in the budget check: among those that pass the control (a tie at chance
+    # must not pick an arm whose training never worked), else among all
+    trusted = [a for a in arms if control_sides[a] == 1] or arms
+    best_arm = {k: judge.best(trusted, k) for k in knobs}
     holds_at = []
     for k in knobs:
         if sides[k] != -1:
