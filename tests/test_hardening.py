@@ -24,6 +24,7 @@ from deeplimits import cli, profiles, registry
 from deeplimits.probe import Contender, UsageError
 from deeplimits.store import MIGRATIONS, STORE_NAME, Store, StoreError
 
+from procs import still_running
 from toy import ToyProfile, make_probe
 
 TESTS = Path(__file__).parent
@@ -117,22 +118,6 @@ def wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 120) ->
         time.sleep(0.05)
     assert k >= n, f"only {k} trials stored after {timeout} s"
     return k
-
-
-def still_running(procs: list[psutil.Process], timeout: float = 15) -> list[psutil.Process]:
-    """The processes still alive after `timeout` s (a zombie is dead: nobody reaps orphans here)."""
-    deadline = time.time() + timeout
-    while True:
-        alive = []
-        for p in procs:
-            try:
-                if p.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(p)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive or time.time() > deadline:
-            return alive
-        time.sleep(0.1)
 
 
 def lines(text: str) -> list[str]:

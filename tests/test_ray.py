@@ -30,6 +30,7 @@ from deeplimits.runner import expand  # noqa: E402
 from deeplimits.store import Store, StoreError  # noqa: E402
 
 import toy  # noqa: E402
+from procs import still_running  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).parent
@@ -50,23 +51,6 @@ def remote_addresses(pids: set[int]) -> set[str]:
         if c.pid in pids and c.raddr:
             found.add(c.raddr.ip)
     return found
-
-
-def survivors(pids: set[int], wait: float) -> list:
-    """The processes among `pids` still running after up to `wait` seconds."""
-    deadline = time.time() + wait
-    while True:
-        alive = []
-        for pid in pids:
-            try:
-                p = psutil.Process(pid)
-                if p.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(p)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive or time.time() > deadline:
-            return alive
-        time.sleep(1.0)
 
 
 def loopback(ip: str) -> bool:
@@ -205,7 +189,8 @@ def test_driver_sigkill_loses_nothing_and_the_same_command_resumes(tmp_path: Pat
     with Store(out) as store:
         kept = {r.key for r in store.records() if r.status == "ok"}
     assert len(kept) >= stored
-    alive = survivors(ray_pids, wait=60.0)  # Ray's processes share the driver's fate (workers notice their raylet)
+    alive = still_running(list(ray_pids), timeout=60.0, poll=1.0)
+    # Ray's processes share the driver's fate (workers notice their raylet)
     for p in alive:  # leave nothing running, whatever the assertion says
         p.kill()
     assert not alive, f"Ray processes outlived the killed driver: {[p.name() for p in alive]}"
