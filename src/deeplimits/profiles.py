@@ -10,8 +10,9 @@ from typing import Any
 from .probe import Probe, Profile, UsageError
 
 
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+def tuples(value: Any) -> Any:
+    """JSON gives lists back where a profile holds tuples (profiles are frozen and hashable)."""
+    return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def parse_set(items: list[str] | None) -> dict[str, str]:
@@ -33,7 +34,7 @@ def _coerce(text: str, like: Any, what: str) -> Any:
                 raise ValueError(text)
             return text.lower() in ("true", "1", "yes")
         if isinstance(like, tuple) and text.lstrip().startswith("["):  # nested values as JSON: [["a", 0.9]]
-            return _tuples(json.loads(text))
+            return tuples(json.loads(text))
         if isinstance(like, tuple):
             inner = like[0] if like else text
             try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import registry
 from .probe import Contender, Probe, Profile, canonical
+from .profiles import tuples
 from .runner import BUDGET_SUFFIX, budget_profile, scores_of
 from .stats import Verdict, decide
 from .store import Store, TrialRecord
@@ -45,7 +46,7 @@ def latest_profile(probe: Probe, records: list[TrialRecord]) -> tuple[Profile, l
     group = [r for r in mine if r.profile == newest.profile and r.params == newest.params]
     base = probe.profiles.get(newest.profile) or probe.profile("quick")
     fields = {f.name for f in dataclasses.fields(base)}
-    params: dict[str, Any] = {k: _tuples(v) for k, v in newest.params.items() if k in fields}
+    params: dict[str, Any] = {k: tuples(v) for k, v in newest.params.items() if k in fields}
     seen = list(dict.fromkeys(r.knob for r in group))
     in_profile_order = [k for k in base.knob if k in seen] + [k for k in seen if k not in base.knob]
     knobs = tuple(probe.knob.order(in_profile_order))
@@ -79,7 +80,3 @@ def load(out: str | Path, ids: list[str] | None = None, probes: Sequence[Probe] 
 def _unused(*args: Any) -> None:
     """A stored challenger is judged from its records; its function is not needed (nor available)."""
 
-
-def _tuples(value: Any) -> Any:
-    """JSON gives lists back where a profile holds tuples (profiles are frozen and hashable)."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
