@@ -1,0 +1,1 @@
+"""Reinforcement learning: sample cost, seed dependence, and search against learned policies."""
