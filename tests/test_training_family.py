@@ -147,3 +147,16 @@ def test_classical_models_report_their_cost() -> None:
 
     lr = evaluate(PROBE, PROBE.contender("logistic_regression"), 1, [0], PROBE.profile("smoke"))[0]
     assert lr["test_accuracy"] > 0.9 and lr["macs"] == 640 and "latency_ms" not in lr
+
+
+def test_compression_smoke_trains_on_a_subsample_of_the_same_split() -> None:
+    from deeplimits.limits.cost.compression import PROBE
+
+    prof = PROBE.profile("smoke")
+    first = PROBE.make_task(1, task_rng(PROBE.id, 1, 0), prof)
+    again = PROBE.make_task(1, task_rng(PROBE.id, 1, 0), prof)
+    full = PROBE.make_task(1, task_rng(PROBE.id, 1, 0), dataclasses.replace(prof, train_size=0))
+    assert again.public is first.public  # cached: every contender and the scoring share one split
+    assert len(first.public.x) == prof.train_size and len(full.public.x) > 1000
+    assert np.array_equal(full.public.x[:prof.train_size], first.public.x)
+    assert np.array_equal(full.hidden[1], first.hidden[1])  # the test split does not shrink

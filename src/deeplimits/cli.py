@@ -130,7 +130,7 @@ def show(limit_id: str, as_json: Annotated[bool, typer.Option("--json", help="pr
         table.add_row(Text(c.name), Text(c.role), Text(c.description))
     console.print(table)
     metrics = Table("metric", "direction", "chance", "description")
-    for m in p.metrics:
+    for m in (m for m in p.metrics if not m.series):  # per-trial series stay in the store and exports
         metrics.add_row(Text(m.name), m.direction, "" if m.chance is None else str(m.chance), Text(m.description))
     console.print(metrics)
     profs = Table("profile", e(p.knob.name), "seeds", "budget")

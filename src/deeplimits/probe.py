@@ -68,6 +68,7 @@ class Metric:
     log_scale: bool = False
     diagnostic: bool = False  # a built-in contender may report it about itself (train accuracy, grad variance)
     censored_by: str | None = None  # a 0/1 metric that is 1 where this value is only a bound (never reached)
+    series: bool = False  # one of a long per-step series (a search's trials): stored and exported, not drawn
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is on the better side of `b`."""

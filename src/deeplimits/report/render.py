@@ -233,7 +233,7 @@ def _secondary(result: LimitResult, knobs: list[Any], base: dict[str, Any],
     measured = {c.metric for c in verdict.cells if math.isfinite(c.mean)}
     groups: dict[Any, list[Metric]] = {}
     for m in probe.metrics:
-        if m.name not in skip and m.name in measured:
+        if m.name not in skip and m.name in measured and not m.series:
             groups.setdefault(("log", m.unit) if m.log_scale else m.name, []).append(m)
     out = []
     for group in groups.values():
@@ -285,7 +285,8 @@ def section(result: LimitResult, taken: set[str]) -> SectionView:
         rule=rule_text(probe), control=control_text(probe),
         contenders=[{"name": n, "role": roles[n][0], "description": roles[n][1]} for n in roles],
         metrics=[{"name": m.name, "description": m.description, "direction": m.direction,
-                  "chance": "—" if m.chance is None else f"{m.chance:g}", "unit": m.unit} for m in probe.metrics],
+                  "chance": "—" if m.chance is None else f"{m.chance:g}", "unit": m.unit} for m in probe.metrics
+                 if not m.series],
         references=refs, figures=[],
         reasons=list(verdict.reasons) if run else [],
         command=reproduce(probe, profile) if run else f"deeplimits run {shlex.quote(probe.id)} --profile quick",
