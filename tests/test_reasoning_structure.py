@@ -122,3 +122,64 @@ def test_mlp_leans_on_the_child_and_breaks_under_intervention_where_pc_parents_h
     pc = evaluate(probe, probe.contender("pc_parents"), 3.0, [0, 1, 2], prof)
     assert np.mean([m["obs_error_ratio"] for m in net]) < np.mean([m["obs_error_ratio"] for m in pc])
     assert min(m["int_error_ratio"] for m in net) > 2 * max(m["int_error_ratio"] for m in pc)
+
+
+# --- causal (b): influencers --------------------------------------------------------------------
+from deeplimits.limits.reasoning import influencers  # noqa: E402
+
+
+def test_followers_copy_their_influencer_and_a_perfect_ranking_scores_one() -> None:
+    prof = influencers.PROFILES["quick"]
+    votes, chosen = influencers.roll_calls(2000, prof, np.random.default_rng(0))
+    agree = (votes[:, :, None] == votes[:, None, chosen]).mean(0)  # [member, influencer]
+    best = np.delete(agree.max(1), chosen)
+    assert (best > 0.7).mean() > 0.6  # most members copy someone (follow 0.8, copy 0.6 -> agreement 0.8)
+    task = influencers.Task(influencers.VotesPublic(votes, len(chosen)), chosen)
+    perfect = np.isin(np.arange(prof.n_voters), chosen).astype(float)
+    assert influencers.score(task, perfect, None)["precision_at_k"] == 1.0
+    assert influencers.score(task, -perfect, None)["precision_at_k"] == 0.0
+
+
+@pytest.mark.parametrize("votes, k, match", [(np.full((10, 5), 2), 2, "0 \\(no\\) or 1"), (np.zeros((2, 5)), 2, "≥ 4"),
+                                             (np.zeros((10, 5)), 5, "between 1")])
+def test_bad_roll_calls_get_a_clear_error(votes: np.ndarray, k: int, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        influencers.check_votes(votes, k)
+
+
+def test_graphical_lasso_finds_the_influencers_from_enough_roll_calls() -> None:
+    probe, prof = influencers.PROBE, influencers.PROFILES["smoke"]
+    res = evaluate(probe, probe.contender("glasso"), 200, [0, 1, 2], prof)
+    assert all(m["precision_at_k"] == 1.0 for m in res)
+
+
+# --- hidden_entities -----------------------------------------------------------------------------
+pytest.importorskip("statsmodels")
+
+from deeplimits.limits.reasoning import hidden_entities  # noqa: E402
+
+
+def test_state_space_model_recovers_the_drift_and_predicts_near_the_optimum() -> None:
+    prof = hidden_entities.PROFILES["quick"]
+    landings, thrower = hidden_entities.episodes(60, 0.0, prof, np.random.default_rng(0))
+    assert np.allclose(np.diff(thrower, axis=1).std(), prof.drift, rtol=0.1)
+    spread2, drift2 = hidden_entities.fit_local_level(landings)
+    assert abs(spread2 - prof.spread**2) < 0.15 and 0.3 * prof.drift**2 < drift2 < 3 * prof.drift**2
+
+
+@pytest.mark.parametrize("y, match", [(np.ones((3, 5)), "more than window"), (np.full((3, 30), np.nan), "finite"),
+                                      (np.ones(30), "episodes × steps")])
+def test_bad_observations_get_a_clear_error(y: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        hidden_entities.check_series(y, 10)
+
+
+def test_nets_break_where_the_thrower_is_new_and_the_state_space_model_does_not() -> None:
+    probe, prof = hidden_entities.PROBE, hidden_entities.PROFILES["smoke"]
+    seeds = [0, 1, 2]
+    ssm = {k: evaluate(probe, probe.contender("state_space"), k, seeds, prof) for k in (0.0, 8.0)}
+    assert all(m["error_ratio"] < 1.4 for ms in ssm.values() for m in ms)
+    lstm = evaluate(probe, probe.contender("lstm"), 8.0, seeds, prof)
+    assert min(m["error_ratio"] for m in lstm) > 2 * max(m["error_ratio"] for m in ssm[8.0])
+    revin = evaluate(probe, probe.contender("mlp_revin"), 8.0, seeds, prof)
+    assert np.mean([m["error_ratio"] for m in revin]) < 1.5

@@ -11,7 +11,8 @@ Setup: a linear-Gaussian SEM on 8 variables with a chain (A → P1 → Y → C),
     edge weights 1 except P1 → Y and P2 → Y (0.7) and Y → C (the knob s). n_train observational samples
     (20 % held out for early stopping); the test set draws the same system under do(C := c), c ~ N(0,
     sd of C), independent of everything else; an observational test set of the same size beside it.
-    Knob s: the weight of Y → C (0 = no shortcut: the positive control).
+    Knob s: the weight of Y → C (0 = no shortcut: the positive control). Influencer detection, the seeds'
+    other causal example, is its own probe (influencers.py): its data, metric and knob differ.
 Deep contender: (a) MLP 2×64 (ReLU) and (b) MLP 3×128 with weight decay, both from the 7 other
     variables to Y, MSE, Adam, up to `epochs` epochs with early stopping on held-out MSE; every seed at once.
 Alternative: PC (causal-learn, Fisher-z, α = 0.01) on the training data, then least squares of Y on the
