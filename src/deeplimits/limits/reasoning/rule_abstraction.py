@@ -27,6 +27,8 @@ Reference figure: Marcus et al. 1999: 15 of 16 infants in Exp. 1 preferred the i
     with all-new syllables; the paper reports that a simple recurrent network did not generalise to them.
     Small reproductions (references/perception.md §6): one-hot, novel syllables ≈ chance for MLP/RNN;
     distributed encodings partly generalise.
+    Marcus's second case, schm-reduplication of novel words (table -> table schmable), is its own probe,
+    rule_abstraction_reduplication.py: a different task, knob, metric and deep arms (sequence-to-sequence).
 """
 
 from __future__ import annotations
