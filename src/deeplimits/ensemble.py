@@ -10,6 +10,7 @@ init, its own data stream and its own loss, so a seed's result does not depend o
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -153,6 +154,19 @@ def predict(ensemble: Ensemble, x: torch.Tensor, batch: int = 4096) -> torch.Ten
         return torch.cat([ensemble(x[:, i:i + batch]) for i in range(0, x.shape[1], batch)], 1)
 
 
+def member_streams(ensemble: Ensemble, x: torch.Tensor) -> list[torch.Generator]:
+    """One shuffling generator per member, seeded from its own initial weights and data: a shared
+    generator would give a seed different batches depending on how many seeds train beside it."""
+    streams = []
+    for e in range(ensemble.size):
+        h = hashlib.blake2b(digest_size=8)
+        for v in ensemble.params.values():
+            h.update(v[e].detach().cpu().numpy().tobytes())
+        h.update(x[e].detach().cpu().contiguous().numpy().tobytes()[: 1 << 20])
+        streams.append(torch.Generator().manual_seed(int.from_bytes(h.digest(), "little") >> 1))
+    return streams
+
+
 def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], epochs: int, batch: int,
                  lr: float, optimizer: str = "adam", x_val: torch.Tensor | None = None,
@@ -163,18 +177,23 @@ def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
     """Train every member for `epochs` passes over its own data (fairness rule 2: budgets follow
     the data), keeping each member's weights from its best validation epoch (early stopping).
 
-    x [E, N, ...], y [E, N]: member e trains on x[e]; each epoch is a fresh permutation per member.
-    With a validation split, training stops once no member improved for `patience` epochs, and each
-    member is restored to its best epoch. Returns per-member `train` and `val` scores [E]."""
+    x [E, N, ...], y [E, N]: member e trains on x[e]; each epoch is a fresh permutation per member,
+    drawn from the member's own stream (seeded from its initial weights and its data, so a seed's
+    batches never depend on its batch-mates). With a validation split, a member stops counting once
+    it has not improved for `patience` epochs, and each member is restored to its best epoch (the
+    loop ends when every member has stopped). `generator` is accepted for older callers and unused.
+    Returns per-member `train` and `val` scores [E]."""
     params = list(ensemble.parameters())
     opt = make_optimizer(params, optimizer, lr, **options)
     members, n = x.shape[0], x.shape[1]
     rows = torch.arange(members, device=x.device)[:, None]
     best_score = torch.full((members,), -float("inf"), device=x.device)
     best = {k: v.detach().clone() for k, v in ensemble.params.items()}
-    stale = 0
+    streams = member_streams(ensemble, x)
+    stale = torch.zeros(members, dtype=torch.long, device=x.device)
+    active = torch.ones(members, dtype=torch.bool, device=x.device)
     for _ in range(epochs):
-        perm = torch.argsort(torch.rand(members, n, generator=generator), dim=1).to(x.device)
+        perm = torch.stack([torch.argsort(torch.rand(n, generator=g)) for g in streams]).to(x.device)
         for i in range(0, n, batch):
             idx = perm[:, i:i + batch]
             loss = loss_fn(ensemble(x[rows, idx]), y[rows, idx]).sum()
@@ -184,16 +203,15 @@ def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
         if x_val is None:
             continue
         val = score(predict(ensemble, x_val), y_val)
-        better = val > best_score
-        if better.any():
-            stale = 0
-            best_score = torch.where(better, val, best_score)
-            for k, v in ensemble.params.items():
-                mask = better.view(-1, *[1] * (v.dim() - 1))
-                best[k] = torch.where(mask, v.detach(), best[k])
-        else:
-            stale += 1
-            if patience is not None and stale >= patience:
+        better = (val > best_score) & active  # a stopped member keeps what it had when it stopped
+        stale = torch.where(better, 0, stale + 1)
+        best_score = torch.where(better, val, best_score)
+        for k, v in ensemble.params.items():
+            mask = better.view(-1, *[1] * (v.dim() - 1))
+            best[k] = torch.where(mask, v.detach(), best[k])
+        if patience is not None:
+            active &= stale < patience
+            if not active.any():
                 break
     if x_val is not None:
         with torch.no_grad():
