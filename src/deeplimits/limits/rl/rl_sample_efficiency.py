@@ -160,26 +160,32 @@ def episode_returns(policy: Policy, seeds: np.ndarray, env_id: str = ENV_ID) -> 
 
 
 def score(task: Task, curve: Curve, ctx: Context) -> dict[str, float]:
+    return score_curve(curve, lambda policy: float(episode_returns(policy, task.hidden).mean()), SOLVED, EPISODE)
+
+
+def score_curve(curve: Curve, mean_return: Callable[[Any], float], solved: float, episode: int) -> dict[str, float]:
+    """Cost and final return of a learning curve: checkpoints are evaluated (by `mean_return`, on the
+    probe's own seeds) up to the first one at the solved level, and the last one."""
     points = sorted(curve.points, key=lambda p: p[0])
     returns: dict[int, float] = {}
     first = None
     for i, (steps, policy) in enumerate(points):  # up to the first solved checkpoint
-        returns[i] = float(episode_returns(policy, task.hidden).mean())
-        if returns[i] >= SOLVED:
+        returns[i] = mean_return(policy)
+        if returns[i] >= solved:
             first = steps
             break
     last = len(points) - 1
     if last not in returns:
-        returns[last] = float(episode_returns(points[last][1], task.hidden).mean())
+        returns[last] = mean_return(points[last][1])
     spent = first if first is not None else points[last][0]
-    return {"env_steps_to_solve": float(spent + EPISODE), "train_steps_to_solve": float(spent),
+    return {"env_steps_to_solve": float(spent + episode), "train_steps_to_solve": float(spent),
             "unsolved": float(first is None), "return": returns[last]}
 
 
 # --- deep arms: Stable-Baselines3 with the zoo's hyperparameters -------------------------------
-def _run_seed(ctx: Context) -> int:
+def run_seed(ctx: Context) -> int:
     # the seed index, not the knob: the runs at different budgets are one run cut at different caps
-    return stable_int("rl_sample_efficiency", ctx.contender, ctx.seed) % (2**31 - 1)
+    return stable_int(ctx.probe_id, ctx.contender, ctx.seed) % (2**31 - 1)
 
 
 def _greedy(policy: Any) -> Policy:
@@ -201,11 +207,14 @@ def _greedy(policy: Any) -> Policy:
     return act
 
 
-def _callback(budget: int, every: int, window: int) -> Any:
+def checkpoint_callback(budget: int, every: int, window: int, freeze: Callable[[Any], Any] = _greedy,
+                        solved_level: float = SOLVED) -> Any:
+    """An SB3 callback that keeps `freeze(policy)` every `every` env steps and stops training at the
+    budget or once its last `window` training episodes average the solved level."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Checkpoints(BaseCallback):
-        """Keeps a greedy copy every `every` env steps; stops at the budget or when training episodes say solved."""
+        """Keeps a frozen copy every `every` env steps; stops at the budget or when training episodes say solved."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -215,10 +224,10 @@ def _callback(budget: int, every: int, window: int) -> Any:
         def _on_step(self) -> bool:
             t = self.num_timesteps
             if t >= self.mark:
-                self.points.append((t, _greedy(self.model.policy)))
+                self.points.append((t, freeze(self.model.policy)))
                 self.mark = (t // every + 1) * every
             recent = [e["r"] for e in list(self.model.ep_info_buffer)[-window:]]
-            solved = window > 0 and len(recent) >= window and float(np.mean(recent)) >= SOLVED
+            solved = window > 0 and len(recent) >= window and float(np.mean(recent)) >= solved_level
             return t < budget and not solved
 
     return Checkpoints()
@@ -256,7 +265,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     gradient_steps=z["gradient_steps"], exploration_fraction=z["exploration_fraction"],
                     exploration_final_eps=z["exploration_final_eps"], policy_kwargs={"net_arch": z["net_arch"]},
                     seed=seed, device="cpu", verbose=0)
-    checkpoints = _callback(setting.budget, every, window)
+    checkpoints = checkpoint_callback(setting.budget, every, window)
     model.learn(total_timesteps=horizon, callback=checkpoints)
     points = list(checkpoints.points)
     if not points or points[-1][0] != model.num_timesteps:
@@ -266,11 +275,11 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
 
 
 def ppo(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("ppo", setting, _run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return train_sb3("ppo", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
 
 
 def dqn(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("dqn", setting, _run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return train_sb3("dqn", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
 
 
 # --- alternatives: LQR from the model, and from system identification ---------------------------

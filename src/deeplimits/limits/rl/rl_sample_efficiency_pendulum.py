@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplimits.limits.rl.rl_sample_efficiency import Curve, Setting
+from deeplimits.limits.rl.rl_sample_efficiency import Curve, Setting, checkpoint_callback, run_seed, score_curve
 from deeplimits.probe import (
     Contender,
     Context,
@@ -70,7 +70,6 @@ from deeplimits.probe import (
     Ratio,
     Reference,
     Task,
-    stable_int,
 )
 
 ENV_ID = "Pendulum-v1"
@@ -135,28 +134,10 @@ def episode_returns(policy: Any, seeds: np.ndarray) -> np.ndarray:
 
 
 def score(task: Task, curve: Curve, ctx: Context) -> dict[str, float]:
-    points = sorted(curve.points, key=lambda p: p[0])
-    returns: dict[int, float] = {}
-    first = None
-    for i, (steps, policy) in enumerate(points):  # up to the first solved checkpoint
-        returns[i] = float(episode_returns(policy, task.hidden).mean())
-        if returns[i] >= SOLVED:
-            first = steps
-            break
-    last = len(points) - 1
-    if last not in returns:
-        returns[last] = float(episode_returns(points[last][1], task.hidden).mean())
-    spent = first if first is not None else points[last][0]
-    return {"env_steps_to_solve": float(spent + EPISODE), "train_steps_to_solve": float(spent),
-            "unsolved": float(first is None), "return": returns[last]}
+    return score_curve(curve, lambda policy: float(episode_returns(policy, task.hidden).mean()), SOLVED, EPISODE)
 
 
 # --- deep arms: Stable-Baselines3 with the zoo's hyperparameters -------------------------------
-def _run_seed(ctx: Context) -> int:
-    # the seed index, not the knob: the runs at different budgets are one run cut at different caps
-    return stable_int("rl_sample_efficiency_pendulum", ctx.contender, ctx.seed) % (2**31 - 1)
-
-
 def _deterministic(policy: Any) -> Any:
     """A frozen copy of an SB3 policy acting deterministically (predict(deterministic=True): the mean action,
     squashed or clipped to the torque range)."""
@@ -165,29 +146,6 @@ def _deterministic(policy: Any) -> Any:
     frozen.load_state_dict(policy.state_dict())
     frozen.set_training_mode(False)
     return lambda obs: frozen.predict(np.asarray(obs, dtype=np.float32), deterministic=True)[0]
-
-
-def _callback(budget: int, every: int, window: int) -> Any:
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class Checkpoints(BaseCallback):
-        """Keeps a frozen copy every `every` env steps; stops at the budget or when training episodes say solved."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.points: list[tuple[int, Any]] = []
-            self.mark = every
-
-        def _on_step(self) -> bool:
-            t = self.num_timesteps
-            if t >= self.mark:
-                self.points.append((t, _deterministic(self.model.policy)))
-                self.mark = (t // every + 1) * every
-            recent = [e["r"] for e in list(self.model.ep_info_buffer)[-window:]]
-            solved = window > 0 and len(recent) >= window and float(np.mean(recent)) >= SOLVED
-            return t < budget and not solved
-
-    return Checkpoints()
 
 
 def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -> Curve:
@@ -210,7 +168,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
         env = make_vec_env(setting.env_id, n_envs=1, seed=seed)
         model = SAC("MlpPolicy", env, learning_rate=z["learning_rate"], seed=seed, device="cpu", verbose=0)
     horizon = max(z["n_timesteps"], setting.budget)  # constant schedules: only the cap matters
-    checkpoints = _callback(setting.budget, every, window)
+    checkpoints = checkpoint_callback(setting.budget, every, window, _deterministic, SOLVED)
     model.learn(total_timesteps=horizon, callback=checkpoints)
     points = list(checkpoints.points)
     if not points or points[-1][0] != model.num_timesteps:
@@ -220,11 +178,11 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
 
 
 def sac(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("sac", setting, _run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return train_sb3("sac", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
 
 
 def ppo(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("ppo", setting, _run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return train_sb3("ppo", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
 
 
 # --- alternative: MPPI on the known model ----------------------------------------------------
