@@ -172,8 +172,7 @@ def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
                  lr: float, optimizer: str = "adam", x_val: torch.Tensor | None = None,
                  y_val: torch.Tensor | None = None,
                  score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = accuracy,
-                 patience: int | None = None, generator: torch.Generator | None = None,
-                 **options: Any) -> dict[str, torch.Tensor]:
+                 patience: int | None = None, **options: Any) -> dict[str, torch.Tensor]:
     """Train every member for `epochs` passes over its own data (fairness rule 2: budgets follow
     the data), keeping each member's weights from its best validation epoch (early stopping).
 
@@ -181,7 +180,7 @@ def train_epochs(ensemble: Ensemble, x: torch.Tensor, y: torch.Tensor,
     drawn from the member's own stream (seeded from its initial weights and its data, so a seed's
     batches never depend on its batch-mates). With a validation split, a member stops counting once
     it has not improved for `patience` epochs, and each member is restored to its best epoch (the
-    loop ends when every member has stopped). `generator` is accepted for older callers and unused.
+    loop ends when every member has stopped).
     Returns per-member `train` and `val` scores [E]."""
     params = list(ensemble.parameters())
     opt = make_optimizer(params, optimizer, lr, **options)

@@ -61,7 +61,6 @@ def fit_members(factory: Callable[[], nn.Module], seeds: Sequence[int], x: np.nd
     its data at this budget? early stopping may restore an earlier, less fitted epoch for testing;
     costs one forward pass over the training data per epoch)."""
     ens = Ensemble([seeded(factory, s) for s in seeds]).to(device)
-    gen = torch.Generator().manual_seed(int(seeds[0]) % 2**63)  # each epoch's permutations: reproducible
     n_val = x_val.shape[1]
     fit = torch.zeros(len(seeds))
 
@@ -76,11 +75,11 @@ def fit_members(factory: Callable[[], nn.Module], seeds: Sequence[int], x: np.nd
 
     if not track_fit:
         stats = train_epochs(ens, t(x), t(y), loss, epochs, batch, lr, "adam", t(x_val), t(y_val), score,
-                             patience, gen, **options)
+                             patience, **options)
         return ens, {k: v.detach().cpu().numpy() for k, v in stats.items()}
     both_x, both_y = torch.cat([t(x_val), t(x)], 1), torch.cat([t(y_val), t(y)], 1)
     stats = train_epochs(ens, t(x), t(y), loss, epochs, batch, lr, "adam", both_x, both_y, tracked,
-                         patience, gen, **options)
+                         patience, **options)
     out = {k: v.detach().cpu().numpy() for k, v in stats.items()}
     out["train"] = accuracy(predict(ens, t(x)), t(y)).cpu().numpy()
     out["fit"] = np.maximum(fit.numpy(), out["train"])

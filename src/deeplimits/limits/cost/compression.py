@@ -191,7 +191,7 @@ def fit(ens: Ensemble, data: tuple[torch.Tensor, ...], epochs: int, prof: Compre
         loss=cross_entropy) -> dict[str, torch.Tensor]:
     x_fit, y_fit, x_val, y_val = data
     return train_epochs(ens, x_fit, y_fit, loss, epochs, prof.batch, prof.lr, "adam", x_val, y_val,
-                        patience=prof.patience, generator=torch.Generator().manual_seed(seed))
+                        patience=prof.patience)
 
 
 def magnitude_masks(ens: Ensemble, keep: float) -> dict[str, torch.Tensor]:
@@ -281,7 +281,7 @@ def mlp_distilled(publics: list[Images], ctxs: list[Context]) -> list[Answer]:
 
     packed = torch.cat([soft, y_fit[..., None].float()], -1)
     stats = train_epochs(student, x_fit, packed, distill, prof.epochs, prof.batch, prof.lr, "adam", x_val, y_val,
-                         patience=prof.patience, generator=torch.Generator().manual_seed(ctxs[0].rng_seed + 1),
+                         patience=prof.patience,
                          score=lambda out, target: (out.argmax(-1) == target[..., -1].long() if target.dim() == 3
                                                     else out.argmax(-1) == target).float().mean(-1))
     out = []

@@ -179,10 +179,9 @@ def train_mlp(publics: list[CausalPublic], ctxs: list[Context], width: int, dept
     x, y = data[..., others], data[..., TARGET]
     n_fit = int(0.8 * x.shape[1])
     ens = Ensemble([seeded(lambda: mlp(width, depth), c.rng_seed) for c in ctxs])
-    gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     train_epochs(ens, x[:, :n_fit], y[:, :n_fit], mse, prof.epochs, prof.batch, prof.lr, "adam",
                  x_val=x[:, n_fit:], y_val=y[:, n_fit:], score=lambda o, t: -mse(o, t), patience=prof.patience,
-                 generator=gen, weight_decay=decay)
+                 weight_decay=decay)
     x_int = torch.as_tensor(np.stack([p.x_int for p in publics]), dtype=torch.float32)
     x_obs = torch.as_tensor(np.stack([p.x_obs for p in publics]), dtype=torch.float32)
     p_int, p_obs = predict(ens, x_int).squeeze(-1).numpy(), predict(ens, x_obs).squeeze(-1).numpy()

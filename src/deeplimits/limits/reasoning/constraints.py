@@ -228,9 +228,8 @@ def train_mlp(publics: list[LPPublic], ctxs: list[Context], penalty: float
 
     n_fit = int(0.8 * z.shape[1])
     ens = Ensemble([seeded(lambda: BoxMLP(m, d, prof.width), c.rng_seed) for c in ctxs])
-    gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     train_epochs(ens, z[:, :n_fit], y[:, :n_fit], loss, prof.epochs, prof.batch, prof.lr, "adam",
-                 x_val=z[:, n_fit:], y_val=y[:, n_fit:], score=neg_mse, patience=prof.patience, generator=gen)
+                 x_val=z[:, n_fit:], y_val=y[:, n_fit:], score=neg_mse, patience=prof.patience)
     z_test = torch.as_tensor(np.stack([p.b_test for p in publics]), dtype=torch.float32) / scale[:, None]
     start = time.perf_counter()
     x_test = predict(ens, z_test).double().numpy()

@@ -153,9 +153,8 @@ def fit_members(publics: list[ExtrapolationPublic], ctxs: list[Context], factory
     n_fit = int(0.8 * x.shape[1])
     members = [seeded(factory, c.rng_seed + j) for c in ctxs for j in range(len(maps))]
     ens = Ensemble(members)
-    gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     train_epochs(ens, xs[:, :n_fit], ys[:, :n_fit], mse, prof.epochs, prof.batch, lr, "adam",
-                 x_val=xs[:, n_fit:], y_val=ys[:, n_fit:], score=neg_mse, patience=prof.patience, generator=gen)
+                 x_val=xs[:, n_fit:], y_val=ys[:, n_fit:], score=neg_mse, patience=prof.patience)
     fit = (predict(ens, xs).squeeze(-1) * sy + my).numpy()
     pred = (predict(ens, xt).squeeze(-1) * sy + my).numpy()
     k = len(maps)

@@ -249,10 +249,9 @@ def trained(kind: str, seeds: tuple[int, ...], prof: HiddenProfile, window: int
         return RevIN(net) if kind == "revin" else net
 
     ens = Ensemble([seeded(factory, stable_int("hidden_entities", kind, s)) for s in seeds])
-    gen = torch.Generator().manual_seed(stable_int("hidden_entities", kind, seeds))
     batch = prof.lstm_batch if kind == "lstm" else prof.batch
     train_epochs(ens, x_fit, y_fit, mse, prof.epochs, batch, prof.lr, "adam", x_val=x_val, y_val=y_val,
-                 score=lambda o, t: -mse(o, t), patience=prof.patience, generator=gen)
+                 score=lambda o, t: -mse(o, t), patience=prof.patience)
     fit = mse(predict(ens, x_fit), y_fit).numpy() * sd.ravel() ** 2 / optimal_variance(prof)
     return ens, mean, sd, fit
 

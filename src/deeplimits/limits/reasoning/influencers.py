@@ -185,9 +185,8 @@ def train_votenet(publics: list[VotesPublic], ctxs: list[Context], width: int, d
     x_fit, y_fit = tensors(slice(0, n_fit))
     x_val, y_val = tensors(slice(n_fit, n))
     ens = Ensemble([seeded(lambda: VoteNet(m, width), c.rng_seed) for c in ctxs])
-    gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     fit = train_epochs(ens, x_fit, y_fit, target_loss, prof.epochs, prof.batch, prof.lr, "adam", x_val=x_val,
-                       y_val=y_val, score=lambda o, t: -target_loss(o, t), patience=prof.patience, generator=gen,
+                       y_val=y_val, score=lambda o, t: -target_loss(o, t), patience=prof.patience,
                        weight_decay=decay)
     with torch.no_grad():
         train_acc = target_accuracy(ens(x_fit), y_fit).numpy()

@@ -142,9 +142,8 @@ def fit_ensemble(publics: list[RulePublic], ctxs: list[Context], factory, lr: fl
     y = torch.as_tensor(np.stack([p.y_train for p in publics]))
     n_fit = int(0.8 * x.shape[1])
     ens = Ensemble([seeded(lambda: factory(dim), c.rng_seed) for c in ctxs])
-    gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     fit = train_epochs(ens, x[:, :n_fit], y[:, :n_fit], cross_entropy, prof.epochs, prof.batch, lr, "adam",
-                       x_val=x[:, n_fit:], y_val=y[:, n_fit:], patience=prof.patience, generator=gen)
+                       x_val=x[:, n_fit:], y_val=y[:, n_fit:], patience=prof.patience)
     pred = predict(ens, torch.as_tensor(np.stack([p.x_test for p in publics]))).argmax(-1).numpy()
     return [Answer(pr, {"train_accuracy": float(a)}) for pr, a in zip(pred, fit["train"])]
 

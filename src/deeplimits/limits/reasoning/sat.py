@@ -295,10 +295,8 @@ def trained(cell: str, sizes: tuple[int, int], seeds: tuple[int, ...], profile: 
     n_fit = int(0.8 * x.shape[1])
     ens = Ensemble([seeded(lambda: NeuroSAT(profile.width, profile.rounds, cell), stable_int("sat", cell, s))
                     for s in seeds])
-    gen = torch.Generator().manual_seed(stable_int("sat", cell, seeds))
     fit = train_epochs(ens, x[:, :n_fit], y[:, :n_fit], bce, profile.epochs, profile.batch, profile.lr, "adam",
-                       x_val=x[:, n_fit:], y_val=y[:, n_fit:], score=bit_accuracy, patience=profile.patience,
-                       generator=gen)
+                       x_val=x[:, n_fit:], y_val=y[:, n_fit:], score=bit_accuracy, patience=profile.patience)
     return ens, fit["train"].numpy()
 
 

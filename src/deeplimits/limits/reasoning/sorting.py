@@ -269,11 +269,10 @@ def train_arm(publics: list[SortingPublic], ctxs: list[Context], arm: str) -> li
             return ok.all(-1).float().mean(-1)
     # each member scales values by its own training data's range (max + 1)
     ens = Ensemble([seeded(lambda: factory(float(p.x_train.max() + 1)), c.rng_seed) for p, c in zip(publics, ctxs)])
-    gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
     val_y = targets[:, n_fit:]
     # early stopping on the held-out lists: train_epochs scores validation with val_score(ens(x_val), y_val)
     train_epochs(ens, inputs[:, :n_fit], targets[:, :n_fit], loss, prof.epochs, prof.batch, prof.lr, "adam",
-                 x_val=val_in, y_val=val_y, score=val_score, patience=prof.patience, generator=gen)
+                 x_val=val_in, y_val=val_y, score=val_score, patience=prof.patience)
     train_pred = decode(ens, arm, x[:, :n_fit])
     test_x = torch.as_tensor(np.stack([p.x_test for p in publics]))
     test_pred = decode(ens, arm, test_x)

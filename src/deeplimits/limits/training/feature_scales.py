@@ -179,9 +179,8 @@ def train_mlps(publics: list[dict[str, Split]], ctxs: list[Context], optimizer: 
         ens = Ensemble([seeded(lambda: make_mlp(features, prof.width, classes), c.rng_seed) for c in ctxs])
         lr = prof.adam_lr if optimizer == "adam" else prof.sgd_lr
         options = {"momentum": 0.9} if optimizer == "sgd" else {}
-        gen = torch.Generator().manual_seed(ctxs[0].rng_seed)
         fit = train_epochs(ens, x_fit, y_fit, cross_entropy, prof.epochs, prof.batch, lr, optimizer, x_val, y_val,
-                           patience=prof.patience, generator=gen, **options)
+                           patience=prof.patience, **options)
         pred = predict(ens, torch.as_tensor(np.stack(tests), dtype=torch.float32)).argmax(-1).numpy()
         for o, p in zip(outputs, pred):
             o[kind] = p
