@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("gymnasium")
 pytest.importorskip("stable_baselines3")
 
+import torch  # noqa: E402
+
 from deeplimits.backends import evaluate  # noqa: E402
 from deeplimits.limits.rl import rl_sample_efficiency as se  # noqa: E402
 from deeplimits.limits.rl import rl_seed_variance as sv  # noqa: E402
@@ -135,3 +137,37 @@ def test_remedy_reports_the_same_runs_as_the_deep_arm() -> None:
     # one pool of runs, two ways of reporting it
     assert deep["score_sd"] == pytest.approx(remedy["score_sd"]) and deep["iqm"] == pytest.approx(remedy["iqm"])
     assert remedy["false_claim_rate"] <= deep["false_claim_rate"]
+
+
+def test_a_run_is_a_pure_function_of_its_seed_so_the_disk_memo_is_safe(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DEEPLIMITS_CACHE", str(tmp_path))
+    fresh = sv._train_run("ppo", se.ENV_ID, 300, 7, 10, 0)
+    sv._run.cache_clear()
+    trained = sv._run("ppo", se.ENV_ID, 300, 7, 10)  # trains and keeps it on disk
+    sv._run.cache_clear()
+    loaded = sv._run("ppo", se.ENV_ID, 300, 7, 10)  # read back from disk
+    sv._run.cache_clear()
+    assert any((tmp_path / "rl_seed_variance").rglob("output.pkl"))
+    for other in (trained, loaded):
+        for (name, a), b in zip(fresh.frozen.state_dict().items(), other.frozen.state_dict().values()):
+            assert torch.equal(a, b), name
+
+
+def test_training_leaves_no_logger_folders_behind(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    se.train_sb3("ppo", se.Setting(se.ENV_ID, 300), 0, every=100, window=10)
+    assert not list(tmp_path.glob("SB3-*"))
+
+
+def test_a_smaller_cap_is_the_stored_longer_run_cut_at_that_cap(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DEEPLIMITS_CACHE", str(tmp_path))
+    key = ("ppo", 3, "test")
+    se.remembered_run("t", key, 1024, lambda cap: se.train_sb3("ppo", se.Setting(se.ENV_ID, cap), 3, 256, 0))
+    cut = se.remembered_run("t", key, 512, lambda cap: pytest.fail("trained again"))
+    fresh = se.train_sb3("ppo", se.Setting(se.ENV_ID, 512), 3, 256, 0)
+    assert [p[0] for p in cut.points] == [p[0] for p in fresh.points] == [256, 512]
+    for (_, a), (_, b) in zip(cut.points, fresh.points):
+        for x, y in zip(a.frozen.state_dict().values(), b.frozen.state_dict().values()):
+            assert torch.equal(x, y)

@@ -81,3 +81,21 @@ def test_budget_check_scales_the_training_cap() -> None:
     scaled = pe.PROBE.budget_scaled(pe.PROFILES["quick"])
     task = pe.make_task(2_000, np.random.default_rng(0), scaled)
     assert task.public.budget == 8_000
+
+
+def test_a_smaller_cap_is_the_stored_longer_run_cut_at_that_cap(tmp_path, monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setenv("DEEPLIMITS_CACHE", str(tmp_path))
+    from deeplimits.limits.rl.rl_sample_efficiency import remembered_run
+
+    def train(cap: int) -> Curve:
+        return pe.train_sb3("sac", Setting(pe.ENV_ID, cap), 5, 50, 0)
+
+    remembered_run("t", ("sac", 5), 300, train)  # trained and kept on disk
+    cut = remembered_run("t", ("sac", 5), 150, lambda cap: pytest.fail("trained again"))  # cut from it
+    fresh = pe.train_sb3("sac", Setting(pe.ENV_ID, 150), 5, 50, 0)
+    assert [p[0] for p in cut.points] == [p[0] for p in fresh.points] == [50, 100, 150]
+    for (_, a), (_, b) in zip(cut.points, fresh.points):
+        for x, y in zip(a.frozen.state_dict().values(), b.frozen.state_dict().values()):
+            assert torch.equal(x, y)

@@ -55,6 +55,14 @@ def test_inconclusive_with_failed_trials_and_too_few_seeds() -> None:
     assert v.outcome == "inconclusive" and any("need 3" in r for r in v.reasons)
 
 
+def test_an_arm_that_fails_the_control_cannot_clear_the_limit() -> None:
+    # "steep" is broken at the easy end yet "succeeds" at k = 1 (a run that learns nothing can look reproducible)
+    table = {"line": {0: GOOD, 1: BAD}, "steep": {0: BAD, 1: GOOD}, "const": {0: GOOD, 1: GOOD}}
+    v = verdict(table)
+    assert v.outcome == "holds" and v.breaking_point == 1
+    assert any("steep fail the positive control" in r for r in v.reasons)
+
+
 def test_deep_failure_needs_a_succeeding_alternative() -> None:
     v = verdict({"line": {0: GOOD, 1: BAD}, "const": {0: GOOD, 1: BAD}})
     assert v.outcome == "inconclusive" and any("no alternative" in r for r in v.reasons)

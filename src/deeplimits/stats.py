@@ -236,7 +236,10 @@ def decide(probe: Probe, profile: Profile, scores: Scores, statistic: str = "mea
     control_sides = {a: judge.threshold_side(a, control_knob, metric, success) for a in arms}
     control_side = max(control_sides.values())
 
-    per_arm = {k: {a: judge.side(a, k, helpers) for a in arms} for k in knobs}
+    # an arm that clearly fails the control is broken, not evidence: it cannot make the limit fail either
+    # (a run that learns nothing can look perfectly reproducible, rl_seed_variance)
+    counted = [a for a in arms if control_sides[a] != -1] or arms
+    per_arm = {k: {a: judge.side(a, k, helpers) for a in counted} for k in knobs}
     sides = {k: _combine(list(per_arm[k].values())) for k in knobs}
     # the arm shown and rerun in the budget check: among those that pass the control (a tie at chance
     # must not pick an arm whose training never worked), else among all
@@ -247,7 +250,7 @@ def decide(probe: Probe, profile: Profile, scores: Scores, statistic: str = "mea
         if sides[k] != -1:
             continue
         if probe.fit is not None:  # fairness rule 2: an arm that cannot fit its training data is not a finding
-            limited = [a for a in arms if judge.threshold_side(a, k, probe.fit.metric, probe.fit.success) == -1]
+            limited = [a for a in counted if judge.threshold_side(a, k, probe.fit.metric, probe.fit.success) == -1]
             if limited:
                 judge.notes.append(f"budget-limited at {probe.knob.name}={k}: {', '.join(limited)} "
                                    f"fit(s) its training data below {probe.fit.metric} {probe.fit.success}")
@@ -274,7 +277,7 @@ def decide(probe: Probe, profile: Profile, scores: Scores, statistic: str = "mea
         outcome = "does not hold"
     else:
         outcome = "inconclusive"
-        unclear = [k for k, s in sides.items() if s == 0 and any((a, k) in judge.straddles for a in arms)]
+        unclear = [k for k, s in sides.items() if s == 0 and any((a, k) in judge.straddles for a in counted)]
         if unclear:
             reasons.append(f"CI straddles the line at {probe.knob.name} = {', '.join(map(str, unclear))}")
     if outcome != "invalid":

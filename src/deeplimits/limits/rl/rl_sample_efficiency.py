@@ -21,7 +21,10 @@ Setup: gymnasium CartPole-v1 (episodes of at most 500 steps, solved level 475, g
     at its end. The probe evaluates every checkpoint itself on `eval_episodes` fresh episodes whose
     reset seeds only it knows (deterministic policies), up to the first one that averages ≥ 475, and
     the last one. Each deep run's seed depends on the contender and the seed index only, so the
-    runs at the different budgets are the same run cut at different caps.
+    runs at the different budgets are the same run cut at different caps (up to the zoo's step
+    count, over which the schedules run): each run is kept on disk, and the smaller caps and the
+    budget check's reruns are served from it (`remembered_run`; a test checks a cut run against a
+    run trained to that cap).
 Deep contender: Stable-Baselines3 2.x, CPU, one torch thread, no logging, with rl-baselines3-zoo's tuned
     hyperparameters for CartPole-v1 (hyperparams/ppo.yml and dqn.yml): PPO (8 vectorised envs) and
     DQN. Their schedules (PPO's linear learning-rate and clip decay, DQN's exploration) run over the
@@ -59,12 +62,16 @@ Reference figure: rl-baselines3-zoo benchmark (one training run each, determinis
 from __future__ import annotations
 
 import copy
+import functools
+import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from deeplimits.datasets import cache_dir
 from deeplimits.probe import (
     Contender,
     Context,
@@ -91,7 +98,6 @@ ZOO_PPO = {"n_envs": 8, "n_timesteps": 100_000, "n_steps": 32, "batch_size": 256
 ZOO_DQN = {"n_timesteps": 50_000, "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000,
            "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10, "train_freq": 256,
            "gradient_steps": 128, "exploration_fraction": 0.16, "exploration_final_eps": 0.04, "net_arch": [256, 256]}
-ZOO_A2C = {"n_envs": 8, "n_timesteps": 500_000, "ent_coef": 0.0}  # hyperparams/a2c.yml; SB3 defaults otherwise
 
 
 # --- profiles -------------------------------------------------------------------------------
@@ -106,7 +112,8 @@ class SampleEfficiencyProfile(Profile):
 
 PROFILES = {
     "smoke": SampleEfficiencyProfile("smoke", knob=(300,), seeds=3, eval_every=300, eval_episodes=2, sysid_steps=300),
-    "quick": SampleEfficiencyProfile("quick", knob=(10_000, 30_000), seeds=3),
+    # largest cap first: the smaller one is then cut from the stored run instead of trained again
+    "quick": SampleEfficiencyProfile("quick", knob=(30_000, 10_000), seeds=3),
     "paper": SampleEfficiencyProfile("paper", knob=(5_000, 10_000, 20_000, 50_000, 100_000), seeds=20,
                                      eval_every=1000, eval_episodes=100),
 }
@@ -188,15 +195,76 @@ def run_seed(ctx: Context) -> int:
     return stable_int(ctx.probe_id, ctx.contender, ctx.seed) % (2**31 - 1)
 
 
-def _greedy(policy: Any) -> Policy:
-    """A frozen copy of an SB3 policy acting greedily (argmax of Q-values or of the action logits, what
-    SB3's predict(deterministic=True) returns) without predict's per-call overhead."""
+@functools.cache
+def code_key(*modules: Any) -> int:
+    """A key for runs kept on disk: the source of the modules that train them and the library versions
+    (read once per process, so that one run's trials agree on it)."""
+    import inspect
+    import sys
+
+    import gymnasium
+    import stable_baselines3
     import torch
 
-    frozen = copy.deepcopy(policy)
-    frozen.set_training_mode(False)
+    sources = [inspect.getsource(m) for m in (sys.modules[__name__], *modules)]
+    return stable_int(*sources, stable_baselines3.__version__, torch.__version__, gymnasium.__version__)
 
-    def act(obs: np.ndarray) -> np.ndarray:
+
+def remembered_run(name: str, key: tuple, budget: int, train: Callable[[int], Curve]) -> Curve:
+    """`train(budget)`'s curve, from disk when a stored run covers this budget, else trained and stored.
+
+    `key` must name everything the run depends on except its cap: the run is then one deterministic
+    run cut at its cap, so a longer stored run serves a smaller cap by its checkpoints up to the cap,
+    and a run that stopped on its own before its cap serves any larger one (smaller knob values and
+    budget-check reruns cost nothing). joblib.Memory only matches equal arguments, hence this lookup."""
+    path = cache_dir() / "rl_runs" / f"{name}-{stable_int(*key):x}.pkl"
+    stored: tuple[int, Curve] | None = None
+    try:
+        stored = pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        pass  # none yet, or unreadable: train
+    if stored is not None:
+        cap, curve = stored
+        end = curve.points[-1][0]
+        if end < cap and end <= budget:  # it stopped on its own, before either cap
+            return curve
+        cut = tuple(p for p in curve.points if p[0] <= budget)
+        if cut and cut[-1][0] == budget:  # cut the longer run at its checkpoint on this cap
+            return Curve(cut)
+    curve = train(budget)
+    if stored is None or curve.points[-1][0] > stored[1].points[-1][0]:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps((budget, curve)))
+            os.replace(tmp, path)  # atomic: a worker never reads half a file
+        except OSError:
+            pass  # no writable cache folder: the run is simply not kept
+    return curve
+
+
+def silent(model: Any) -> Any:
+    """The model with a logger that writes nowhere: SB3's default one makes an empty SB3-<time> folder in
+    the temp directory at every learn() call, even at verbose 0 (hundreds per run)."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
+class _Greedy:
+    """A frozen copy of an SB3 policy acting greedily (argmax of Q-values or of the action logits, what
+    SB3's predict(deterministic=True) returns) without predict's per-call overhead; a class, not a
+    closure, so that a trained policy pickles (rl_seed_variance keeps its runs on disk)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.frozen = copy.deepcopy(policy)
+        self.frozen.set_training_mode(False)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        import torch
+
+        frozen = self.frozen
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
             if hasattr(frozen, "q_net"):  # DQN
@@ -204,7 +272,8 @@ def _greedy(policy: Any) -> Policy:
             latent = frozen.mlp_extractor.forward_actor(frozen.extract_features(x, frozen.pi_features_extractor))
             return frozen.action_net(latent).argmax(1).numpy()
 
-    return act
+
+_greedy = _Greedy
 
 
 def checkpoint_callback(budget: int, every: int, window: int, freeze: Callable[[Any], Any] = _greedy,
@@ -237,7 +306,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
     """One SB3 run with the zoo's hyperparameters, capped at the setting's budget: a greedy checkpoint every
     `every` env steps and at the end; it stops early once its last `window` training episodes average ≥ 475."""
     import torch
-    from stable_baselines3 import A2C, DQN, PPO
+    from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.utils import LinearSchedule
 
@@ -250,11 +319,6 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     gamma=z["gamma"], n_epochs=z["n_epochs"], ent_coef=z["ent_coef"],
                     learning_rate=LinearSchedule(z["learning_rate"], 0.0, 1.0),
                     clip_range=LinearSchedule(z["clip_range"], 0.0, 1.0), seed=seed, device="cpu", verbose=0)
-    elif algo == "a2c":
-        z = ZOO_A2C
-        horizon = max(z["n_timesteps"], setting.budget)
-        env = make_vec_env(setting.env_id, n_envs=z["n_envs"], seed=seed)
-        model = A2C("MlpPolicy", env, ent_coef=z["ent_coef"], seed=seed, device="cpu", verbose=0)
     else:
         z = ZOO_DQN
         horizon = max(z["n_timesteps"], setting.budget)
@@ -266,7 +330,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     exploration_final_eps=z["exploration_final_eps"], policy_kwargs={"net_arch": z["net_arch"]},
                     seed=seed, device="cpu", verbose=0)
     checkpoints = checkpoint_callback(setting.budget, every, window)
-    model.learn(total_timesteps=horizon, callback=checkpoints)
+    silent(model).learn(total_timesteps=horizon, callback=checkpoints)
     points = list(checkpoints.points)
     if not points or points[-1][0] != model.num_timesteps:
         points.append((int(model.num_timesteps), _greedy(model.policy)))
@@ -274,12 +338,21 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
     return Curve(tuple(points))
 
 
+def deep_run(algo: str, setting: Setting, ctx: Context) -> Curve:
+    seed, every, window = run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window
+    zoo = {"ppo": ZOO_PPO, "dqn": ZOO_DQN}[algo]
+    # the schedules run over max(zoo steps, cap): below the zoo's steps the run does not depend on its cap
+    key = (algo, seed, every, window, max(zoo["n_timesteps"], setting.budget), code_key())
+    return remembered_run(f"cartpole-{algo}", key, setting.budget,
+                          lambda cap: train_sb3(algo, Setting(setting.env_id, cap), seed, every, window))
+
+
 def ppo(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("ppo", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return deep_run("ppo", setting, ctx)
 
 
 def dqn(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("dqn", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return deep_run("dqn", setting, ctx)
 
 
 # --- alternatives: LQR from the model, and from system identification ---------------------------

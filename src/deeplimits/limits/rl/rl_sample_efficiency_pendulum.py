@@ -21,15 +21,21 @@ Setup: gymnasium Pendulum-v1 (200-step episodes, no termination; solved level �
     policy) checkpoints every `eval_every` steps and at its end. The probe evaluates every checkpoint
     itself on `eval_episodes` fresh episodes whose reset seeds only it knows, up to the first one that
     averages ≥ −200, and the last one. Each deep run's seed depends on the contender and the seed index
-    only, so the runs at the different budgets are the same run cut at different caps.
+    only, so the runs at the different budgets are the same run cut at different caps: each run is
+    kept on disk and the smaller caps and the budget check's reruns are served from it
+    (`rl_sample_efficiency.remembered_run`; a test checks that a cut run equals a run trained to that cap).
 Deep contender: Stable-Baselines3 2.x, CPU, one torch thread, no logging, with rl-baselines3-zoo's tuned
     hyperparameters for Pendulum-v1 (hyperparams/sac.yml and ppo.yml): SAC (lr 1e-3, SB3 defaults
-    otherwise) and PPO (4 vectorised envs, gSDE). A learner stops on its own when its last
-    `stop_window` training episodes average ≥ −200 (what it can see without extra environment steps):
-    that saves compute (SAC trains at about 30 steps per CPU second here). Unlike CartPole, a few
-    lucky training episodes (starts near upright) can trigger the stop before the deterministic policy
-    is solved: the cost is then censored at the stop (still a lower bound, a conservative one for the
-    claim) and the final return is the stopped run's.
+    otherwise) and PPO (4 vectorised envs, gSDE). A learner stops on its own when it is sure it is
+    solved: at every checkpoint it plays `stop_episodes` deterministic episodes on its own evaluation
+    env (its own seeds, never the probe's; SB3's evaluate_policy) and stops once the mean minus 1.96
+    standard errors is ≥ −200. These self-evaluation episodes are not counted in the cost, as in the
+    zoo's benchmark convention (counting them would only raise the deep arms' cost). Version 1 stopped
+    when the last 10 training episodes averaged ≥ −200, and a plain mean of 20 evaluation episodes
+    (tried for version 2) is no better: Pendulum's returns are heavy-tailed (one failed swing-up costs
+    about −1,000), so runs stopped on a lucky draw whose policy the probe then scored at −229 and −259.
+    Even the confident rule cannot see failures its own episodes never met: quick seed 0 stops at
+    6,500 steps, sure of itself, and the probe's episodes score its policy −229.
 Alternative: `mppi`: MPPI written in numpy on the env's own model (th'' = 3g/(2l)·sin th + 3/(m l²)·u,
     Euler step dt, speed clipped, torque clipped) and the env's own cost (th² + 0.1 th'² + 0.001 u²):
     `mppi_samples` sampled torque sequences of `mppi_horizon` steps, Gaussian noise σ = `mppi_sigma`,
@@ -53,12 +59,22 @@ Reference figure: rl-baselines3-zoo benchmark.md (one training run each, 750 det
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from deeplimits.limits.rl.rl_sample_efficiency import Curve, Setting, checkpoint_callback, run_seed, score_curve
+from deeplimits.limits.rl.rl_sample_efficiency import (
+    Curve,
+    Setting,
+    checkpoint_callback,
+    code_key,
+    remembered_run,
+    run_seed,
+    score_curve,
+    silent,
+)
 from deeplimits.probe import (
     Contender,
     Context,
@@ -90,9 +106,8 @@ class PendulumProfile(Profile):
     budget_scale: int = 1  # training budget = knob × budget_scale env steps (the budget check scales it 4x)
     eval_every: int = 1000  # env steps between the checkpoints the probe evaluates
     eval_episodes: int = 20  # 10 left MPPI (−150 ± ~90 per episode) censored on an unlucky draw of starts
-    # a learner stops when its last training episodes average ≥ −200; it can fire before the deterministic policy
-    # is solved (quick seed 0: stop at 4,601, deterministic return −351), see the docstring
-    stop_window: int = 10
+    # the learner's own deterministic evaluation episodes per checkpoint (0: no early stop): as many as the probe plays
+    stop_episodes: int = 20
     mppi_samples: int = 256
     mppi_horizon: int = 25
     mppi_sigma: float = 1.0  # torque noise (N·m); the torque limit is 2
@@ -101,9 +116,10 @@ class PendulumProfile(Profile):
 
 PROFILES = {
     # smoke: SAC's 100 learning_starts exceed even the 4x budget check's 100 steps (SAC trains at ~30 steps/s here)
-    "smoke": PendulumProfile("smoke", knob=(25,), seeds=3, eval_every=25, eval_episodes=1, mppi_samples=64,
-                             mppi_horizon=15),
-    "quick": PendulumProfile("quick", knob=(2_000, 10_000), seeds=3, eval_every=500),
+    "smoke": PendulumProfile("smoke", knob=(25,), seeds=3, eval_every=25, eval_episodes=1, stop_episodes=1,
+                             mppi_samples=64, mppi_horizon=15),
+    # largest cap first: the smaller one is then cut from the stored run instead of trained again
+    "quick": PendulumProfile("quick", knob=(10_000, 2_000), seeds=3, eval_every=500),
     "paper": PendulumProfile("paper", knob=(2_000, 5_000, 10_000, 20_000, 50_000, 100_000), seeds=20,
                              eval_episodes=100),
 }
@@ -138,21 +154,54 @@ def score(task: Task, curve: Curve, ctx: Context) -> dict[str, float]:
 
 
 # --- deep arms: Stable-Baselines3 with the zoo's hyperparameters -------------------------------
-def _deterministic(policy: Any) -> Any:
+class _Deterministic:
     """A frozen copy of an SB3 policy acting deterministically (predict(deterministic=True): the mean action,
-    squashed or clipped to the torque range)."""
-    # rebuilt from the constructor and the weights: deepcopy fails on gSDE's non-leaf exploration tensors
-    frozen = type(policy)(**policy._get_constructor_parameters())
-    frozen.load_state_dict(policy.state_dict())
-    frozen.set_training_mode(False)
-    return lambda obs: frozen.predict(np.asarray(obs, dtype=np.float32), deterministic=True)[0]
+    squashed or clipped to the torque range); a class, not a closure, so that a learning curve pickles."""
+
+    def __init__(self, policy: Any) -> None:
+        # rebuilt from the constructor and the weights: deepcopy fails on gSDE's non-leaf exploration tensors
+        self.frozen = type(policy)(**policy._get_constructor_parameters())
+        self.frozen.load_state_dict(policy.state_dict())
+        self.frozen.set_training_mode(False)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.frozen.predict(np.asarray(obs, dtype=np.float32), deterministic=True)[0]
 
 
-def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -> Curve:
+_deterministic = _Deterministic
+
+
+def confident_stop(eval_env: Any, episodes: int, every: int) -> Any:
+    """An SB3 callback: every `every` env steps the learner plays `episodes` deterministic episodes on its own
+    env (SB3's evaluate_policy) and stops once it is 95% sure that it averages ≥ −200 (mean − 1.96 SE)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    # by hand: SB3's StopTrainingOnRewardThreshold reads the mean only, which stops on lucky evaluations
+    class ConfidentStop(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mark = every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps < self.mark:
+                return True
+            self.mark = (self.num_timesteps // every + 1) * every
+            returns, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=episodes, deterministic=True,
+                                         return_episode_rewards=True)
+            r = np.asarray(returns, dtype=float)
+            se = r.std(ddof=1) / np.sqrt(len(r)) if len(r) > 1 else 0.0
+            return bool(r.mean() - 1.96 * se < SOLVED)
+
+    return ConfidentStop()
+
+
+def train_sb3(algo: str, setting: Setting, seed: int, every: int, stop_episodes: int) -> Curve:
     """One SB3 run with the zoo's hyperparameters, capped at the setting's budget: a checkpoint every `every`
-    env steps and at the end; it stops early once its last `window` training episodes average ≥ −200."""
+    env steps and at the end; it stops early once its own evaluation (`confident_stop`) is sure it is solved."""
     import torch
     from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.env_util import make_vec_env
 
     torch.set_num_threads(1)
@@ -168,21 +217,35 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
         env = make_vec_env(setting.env_id, n_envs=1, seed=seed)
         model = SAC("MlpPolicy", env, learning_rate=z["learning_rate"], seed=seed, device="cpu", verbose=0)
     horizon = max(z["n_timesteps"], setting.budget)  # constant schedules: only the cap matters
-    checkpoints = checkpoint_callback(setting.budget, every, window, _deterministic, SOLVED)
-    model.learn(total_timesteps=horizon, callback=checkpoints)
-    points = list(checkpoints.points)
+    callbacks = [checkpoint_callback(setting.budget, every, 0, _deterministic, SOLVED)]
+    eval_env = None
+    if stop_episodes > 0:
+        eval_env = make_vec_env(setting.env_id, n_envs=4, seed=seed + 1)  # the learner's own starts
+        callbacks.append(confident_stop(eval_env, stop_episodes, every))
+    silent(model).learn(total_timesteps=horizon, callback=CallbackList(callbacks))
+    points = list(callbacks[0].points)
     if not points or points[-1][0] != model.num_timesteps:
         points.append((int(model.num_timesteps), _deterministic(model.policy)))
     env.close()
+    if eval_env is not None:
+        eval_env.close()
     return Curve(tuple(points))
 
 
+def deep_run(algo: str, setting: Setting, ctx: Context) -> Curve:
+    seed, every, episodes = run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_episodes
+    # constant learning rates: the run does not depend on its cap, so one stored run serves every cap
+    key = (algo, seed, every, episodes, code_key(sys.modules[__name__]))
+    return remembered_run(f"pendulum-{algo}", key, setting.budget,
+                          lambda cap: train_sb3(algo, Setting(ENV_ID, cap), seed, every, episodes))
+
+
 def sac(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("sac", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return deep_run("sac", setting, ctx)
 
 
 def ppo(setting: Setting, ctx: Context) -> Curve:
-    return train_sb3("ppo", setting, run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window)
+    return deep_run("ppo", setting, ctx)
 
 
 # --- alternative: MPPI on the known model ----------------------------------------------------
@@ -274,7 +337,7 @@ PROBE = Probe(
              "Irpan 2018, Deep Reinforcement Learning Doesn't Work Yet",
              "Raffin et al., rl-baselines3-zoo (tuned hyperparameters and benchmark)",
              "Williams et al. 2017, Information theoretic MPC for model-based reinforcement learning"),
-    version=1,
+    version=2,
     knob=Knob("budget", "training budget in environment steps (a cap; a learner may stop earlier)", unit="env steps",
               harder="decreasing", log_scale=True, validate=lambda v: isinstance(v, int) and v >= 10),
     metrics=(
