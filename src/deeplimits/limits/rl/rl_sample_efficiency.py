@@ -95,6 +95,7 @@ LQR_Q, LQR_R = (1.0, 1.0, 10.0, 1.0), 0.1  # references §1e: 500 on all 100 see
 # rl-baselines3-zoo, hyperparams/ppo.yml and dqn.yml, CartPole-v1 (HEAD 22e3ff2; references §1d)
 ZOO_PPO = {"n_envs": 8, "n_timesteps": 100_000, "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98,
            "n_epochs": 20, "ent_coef": 0.0, "learning_rate": 1e-3, "clip_range": 0.2}  # lr and clip: lin_ schedules
+ZOO_A2C = {"n_envs": 8, "n_timesteps": 500_000, "ent_coef": 0.0}  # hyperparams/a2c.yml; SB3 defaults otherwise
 ZOO_DQN = {"n_timesteps": 50_000, "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000,
            "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10, "train_freq": 256,
            "gradient_steps": 128, "exploration_fraction": 0.16, "exploration_final_eps": 0.04, "net_arch": [256, 256]}
@@ -221,7 +222,7 @@ def remembered_run(name: str, key: tuple, budget: int, train: Callable[[int], Cu
     stored: tuple[int, Curve] | None = None
     try:
         stored = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
         pass  # none yet, or unreadable: train
     if stored is not None:
         cap, curve = stored
@@ -306,7 +307,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
     """One SB3 run with the zoo's hyperparameters, capped at the setting's budget: a greedy checkpoint every
     `every` env steps and at the end; it stops early once its last `window` training episodes average ≥ 475."""
     import torch
-    from stable_baselines3 import DQN, PPO
+    from stable_baselines3 import A2C, DQN, PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.utils import LinearSchedule
 
@@ -319,6 +320,11 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     gamma=z["gamma"], n_epochs=z["n_epochs"], ent_coef=z["ent_coef"],
                     learning_rate=LinearSchedule(z["learning_rate"], 0.0, 1.0),
                     clip_range=LinearSchedule(z["clip_range"], 0.0, 1.0), seed=seed, device="cpu", verbose=0)
+    elif algo == "a2c":
+        z = ZOO_A2C
+        horizon = max(z["n_timesteps"], setting.budget)
+        env = make_vec_env(setting.env_id, n_envs=z["n_envs"], seed=seed)
+        model = A2C("MlpPolicy", env, ent_coef=z["ent_coef"], seed=seed, device="cpu", verbose=0)
     else:
         z = ZOO_DQN
         horizon = max(z["n_timesteps"], setting.budget)

@@ -159,9 +159,10 @@ class _Deterministic:
     squashed or clipped to the torque range); a class, not a closure, so that a learning curve pickles."""
 
     def __init__(self, policy: Any) -> None:
+        net = getattr(policy, "actor", policy)  # SAC: its actor alone acts (an SB3 policy, a tenth of the bytes)
         # rebuilt from the constructor and the weights: deepcopy fails on gSDE's non-leaf exploration tensors
-        self.frozen = type(policy)(**policy._get_constructor_parameters())
-        self.frozen.load_state_dict(policy.state_dict())
+        self.frozen = type(net)(**net._get_constructor_parameters())
+        self.frozen.load_state_dict(net.state_dict())
         self.frozen.set_training_mode(False)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
