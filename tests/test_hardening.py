@@ -141,9 +141,9 @@ def test_kill_9_of_the_parent_leaves_no_worker_or_tracker(plugins: Path, tmp_pat
 def test_sigterm_and_ctrl_c_stop_cleanly_and_keep_trials(plugins: Path, tmp_path: Path, sig: int, code: int,
                                                          word: str) -> None:
     out = tmp_path / "out"
-    # slower trials than the default: on a busy machine the run must still be going when the signal lands
-    proc = start_cli(plugins, "run", "toyplug", "--profile", "smoke", "--jobs", "2", "--set", "sleep=0.5",
-                     "--out", str(out), "--no-report")
+    # a shell starts background jobs with Ctrl-C ignored, and children inherit that: undo it for the CLI under test
+    proc = start_cli(plugins, "run", "toyplug", "--profile", "smoke", "--jobs", "2", "--out", str(out), "--no-report",
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(out, 3, proc)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(sig)
