@@ -99,3 +99,13 @@ def test_a_smaller_cap_is_the_stored_longer_run_cut_at_that_cap(tmp_path, monkey
     for (_, a), (_, b) in zip(cut.points, fresh.points):
         for x, y in zip(a.frozen.state_dict().values(), b.frozen.state_dict().values()):
             assert torch.equal(x, y)
+
+
+def test_taking_checkpoints_does_not_change_the_run() -> None:
+    import torch
+
+    sparse = pe.train_sb3("sac", Setting(pe.ENV_ID, 200), 4, 200, 0)
+    dense = pe.train_sb3("sac", Setting(pe.ENV_ID, 200), 4, 50, 0)  # three more frozen copies on the way
+    last_sparse, last_dense = sparse.points[-1][1].frozen, dense.points[-1][1].frozen
+    for x, y in zip(last_sparse.state_dict().values(), last_dense.state_dict().values()):
+        assert torch.equal(x, y)

@@ -159,9 +159,13 @@ class _Deterministic:
     squashed or clipped to the torque range); a class, not a closure, so that a learning curve pickles."""
 
     def __init__(self, policy: Any) -> None:
+        import torch
+
         net = getattr(policy, "actor", policy)  # SAC: its actor alone acts (an SB3 policy, a tenth of the bytes)
-        # rebuilt from the constructor and the weights: deepcopy fails on gSDE's non-leaf exploration tensors
-        self.frozen = type(net)(**net._get_constructor_parameters())
+        # rebuilt from the constructor and the weights (deepcopy fails on gSDE's non-leaf exploration tensors),
+        # on a forked RNG: the new layers' random init must not shift the run the probe is watching
+        with torch.random.fork_rng(devices=[]):
+            self.frozen = type(net)(**net._get_constructor_parameters())
         self.frozen.load_state_dict(net.state_dict())
         self.frozen.set_training_mode(False)
 
