@@ -288,6 +288,6 @@ PROBE = Probe(
                       f"{p.papers} resampled reports, improvement margin δ = {DELTA}"),
     budget_fields=("steps",),
     fit=None,  # the spread of outcomes is the claim: there is no training set to fit
-    requires=("gymnasium", "stable_baselines3", "rliable", "scipy"),
+    requires=("gymnasium", "stable_baselines3", "rliable", "scipy", "joblib"),
     extra="rl",
 )
