@@ -171,3 +171,29 @@ def test_a_smaller_cap_is_the_stored_longer_run_cut_at_that_cap(tmp_path, monkey
     for (_, a), (_, b) in zip(cut.points, fresh.points):
         for x, y in zip(a.frozen.state_dict().values(), b.frozen.state_dict().values()):
             assert torch.equal(x, y)
+
+
+def test_stored_runs_serve_what_they_cover_and_nothing_else(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DEEPLIMITS_CACHE", str(tmp_path))
+    calls: list[int] = []
+
+    def runs_to_cap(cap: int) -> se.Curve:
+        calls.append(cap)
+        return se.Curve(tuple((t, f"policy@{t}") for t in range(100, cap + 1, 100)))
+
+    def stops_at_150(cap: int) -> se.Curve:
+        calls.append(cap)
+        return se.Curve(((100, "p100"), (150, "p150")))
+
+    assert se.remembered_run("a", ("k",), 300, runs_to_cap).points[-1] == (300, "policy@300")
+    assert se.remembered_run("a", ("k",), 200, runs_to_cap).points[-1] == (200, "policy@200")  # cut
+    se.remembered_run("a", ("k",), 250, runs_to_cap)  # no checkpoint on this cap: trained
+    se.remembered_run("a", ("k",), 600, runs_to_cap)  # longer than the stored run: trained
+    assert calls == [300, 250, 600]
+    se.remembered_run("b", ("k",), 400, stops_at_150)
+    assert se.remembered_run("b", ("k",), 1600, stops_at_150).points[-1] == (150, "p150")  # stopped early
+    assert calls == [300, 250, 600, 400]
+    for stored in (tmp_path / "rl_runs").glob("a-*.pkl"):
+        stored.write_bytes(b"not a pickle")  # a damaged file costs a retraining, nothing else
+    assert se.remembered_run("a", ("k",), 300, runs_to_cap).points[-1] == (300, "policy@300")
+    assert calls[-1] == 300

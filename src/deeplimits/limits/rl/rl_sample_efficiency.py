@@ -211,6 +211,13 @@ def code_key(*modules: Any) -> int:
     return stable_int(*sources, stable_baselines3.__version__, torch.__version__, gymnasium.__version__)
 
 
+def _load_run(path: Any) -> tuple[int, Curve] | None:
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return None  # none yet, or unreadable: train
+
+
 def remembered_run(name: str, key: tuple, budget: int, train: Callable[[int], Curve]) -> Curve:
     """`train(budget)`'s curve, from disk when a stored run covers this budget, else trained and stored.
 
@@ -219,11 +226,7 @@ def remembered_run(name: str, key: tuple, budget: int, train: Callable[[int], Cu
     and a run that stopped on its own before its cap serves any larger one (smaller knob values and
     budget-check reruns cost nothing). joblib.Memory only matches equal arguments, hence this lookup."""
     path = cache_dir() / "rl_runs" / f"{name}-{stable_int(*key):x}.pkl"
-    stored: tuple[int, Curve] | None = None
-    try:
-        stored = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
-        pass  # none yet, or unreadable: train
+    stored = _load_run(path)
     if stored is not None:
         cap, curve = stored
         end = curve.points[-1][0]
@@ -233,6 +236,7 @@ def remembered_run(name: str, key: tuple, budget: int, train: Callable[[int], Cu
         if cut and cut[-1][0] == budget:  # cut the longer run at its checkpoint on this cap
             return Curve(cut)
     curve = train(budget)
+    stored = _load_run(path)  # again: another worker may have stored a longer run meanwhile
     if stored is None or curve.points[-1][0] > stored[1].points[-1][0]:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
