@@ -10,7 +10,7 @@ pytest.importorskip("stable_baselines3")
 
 from deeplimits.backends import evaluate  # noqa: E402
 from deeplimits.limits.rl import rl_sample_efficiency_pendulum as pe  # noqa: E402
-from deeplimits.limits.rl.rl_sample_efficiency import Curve, Setting  # noqa: E402
+from deeplimits.limits.rl.runs import Curve, Setting  # noqa: E402
 from deeplimits.probe import Context  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def test_a_smaller_cap_is_the_stored_longer_run_cut_at_that_cap(tmp_path, monkey
     import torch
 
     monkeypatch.setenv("DEEPLIMITS_CACHE", str(tmp_path))
-    from deeplimits.limits.rl.rl_sample_efficiency import remembered_run
+    from deeplimits.limits.rl.runs import remembered_run
 
     def train(cap: int) -> Curve:
         return pe.train_sb3("sac", Setting(pe.ENV_ID, cap), 5, 50, 0)

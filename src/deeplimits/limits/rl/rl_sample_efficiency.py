@@ -23,7 +23,7 @@ Setup: gymnasium CartPole-v1 (episodes of at most 500 steps, solved level 475, g
     the last one. Each deep run's seed depends on the contender and the seed index only, so the
     runs at the different budgets are the same run cut at different caps (up to the zoo's step
     count, over which the schedules run): each run is kept on disk, and the smaller caps and the
-    budget check's reruns are served from it (`remembered_run`; a test checks a cut run against a
+    budget check's reruns are served from it (`runs.remembered_run`; a test checks a cut run against a
     run trained to that cap).
 Deep contender: Stable-Baselines3 2.x, CPU, one torch thread, no logging, with rl-baselines3-zoo's tuned
     hyperparameters for CartPole-v1 (hyperparams/ppo.yml and dqn.yml): PPO (8 vectorised envs) and
@@ -62,16 +62,23 @@ Reference figure: rl-baselines3-zoo benchmark (one training run each, determinis
 from __future__ import annotations
 
 import copy
-import functools
-import os
-import pickle
-from collections.abc import Callable
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from deeplimits.datasets import cache_dir
+from deeplimits.limits.rl.runs import (
+    Curve,
+    Policy,
+    Setting,
+    checkpoint_callback,
+    code_key,
+    remembered_run,
+    run_seed,
+    score_curve,
+    silent,
+)
 from deeplimits.probe import (
     Contender,
     Context,
@@ -83,7 +90,6 @@ from deeplimits.probe import (
     Ratio,
     Reference,
     Task,
-    stable_int,
 )
 
 ENV_ID = "CartPole-v1"
@@ -121,29 +127,6 @@ PROFILES = {
 
 
 # --- task -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Setting:
-    """The learner's view: which environment to make and how many steps it may spend."""
-
-    env_id: str
-    budget: int
-
-    def make(self) -> Any:
-        import gymnasium as gym
-
-        return gym.make(self.env_id)
-
-
-Policy = Callable[[np.ndarray], np.ndarray]  # observations [n, 4] -> actions [n]
-
-
-@dataclass(frozen=True)
-class Curve:
-    """A learner's output: (environment steps spent, greedy policy) checkpoints in step order."""
-
-    points: tuple[tuple[int, Policy], ...]
-
-
 def make_task(budget: int, rng: np.random.Generator, profile: SampleEfficiencyProfile) -> Task:
     seeds = rng.integers(0, 2**31 - 1, size=profile.eval_episodes)  # evaluation episodes only the probe knows
     return Task(Setting(ENV_ID, int(budget) * profile.budget_scale), seeds)
@@ -171,92 +154,7 @@ def score(task: Task, curve: Curve, ctx: Context) -> dict[str, float]:
     return score_curve(curve, lambda policy: float(episode_returns(policy, task.hidden).mean()), SOLVED, EPISODE)
 
 
-def score_curve(curve: Curve, mean_return: Callable[[Any], float], solved: float, episode: int) -> dict[str, float]:
-    """Cost and final return of a learning curve: checkpoints are evaluated (by `mean_return`, on the
-    probe's own seeds) up to the first one at the solved level, and the last one."""
-    points = sorted(curve.points, key=lambda p: p[0])
-    returns: dict[int, float] = {}
-    first = None
-    for i, (steps, policy) in enumerate(points):  # up to the first solved checkpoint
-        returns[i] = mean_return(policy)
-        if returns[i] >= solved:
-            first = steps
-            break
-    last = len(points) - 1
-    if last not in returns:
-        returns[last] = mean_return(points[last][1])
-    spent = first if first is not None else points[last][0]
-    return {"env_steps_to_solve": float(spent + episode), "train_steps_to_solve": float(spent),
-            "unsolved": float(first is None), "return": returns[last]}
-
-
 # --- deep arms: Stable-Baselines3 with the zoo's hyperparameters -------------------------------
-def run_seed(ctx: Context) -> int:
-    # the seed index, not the knob: the runs at different budgets are one run cut at different caps
-    return stable_int(ctx.probe_id, ctx.contender, ctx.seed) % (2**31 - 1)
-
-
-@functools.cache
-def code_key(*modules: Any) -> int:
-    """A key for runs kept on disk: the source of the modules that train them and the library versions
-    (read once per process, so that one run's trials agree on it)."""
-    import inspect
-    import sys
-
-    import gymnasium
-    import stable_baselines3
-    import torch
-
-    sources = [inspect.getsource(m) for m in (sys.modules[__name__], *modules)]
-    return stable_int(*sources, stable_baselines3.__version__, torch.__version__, gymnasium.__version__)
-
-
-def _load_run(path: Any) -> tuple[int, Curve] | None:
-    try:
-        return pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
-        return None  # none yet, or unreadable: train
-
-
-def remembered_run(name: str, key: tuple, budget: int, train: Callable[[int], Curve]) -> Curve:
-    """`train(budget)`'s curve, from disk when a stored run covers this budget, else trained and stored.
-
-    `key` must name everything the run depends on except its cap: the run is then one deterministic
-    run cut at its cap, so a longer stored run serves a smaller cap by its checkpoints up to the cap,
-    and a run that stopped on its own before its cap serves any larger one (smaller knob values and
-    budget-check reruns cost nothing). joblib.Memory only matches equal arguments, hence this lookup."""
-    path = cache_dir() / "rl_runs" / f"{name}-{stable_int(*key):x}.pkl"
-    stored = _load_run(path)
-    if stored is not None:
-        cap, curve = stored
-        end = curve.points[-1][0]
-        if end < cap and end <= budget:  # it stopped on its own, before either cap
-            return curve
-        cut = tuple(p for p in curve.points if p[0] <= budget)
-        if cut and cut[-1][0] == budget:  # cut the longer run at its checkpoint on this cap
-            return Curve(cut)
-    curve = train(budget)
-    stored = _load_run(path)  # again: another worker may have stored a longer run meanwhile
-    if stored is None or curve.points[-1][0] > stored[1].points[-1][0]:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(pickle.dumps((budget, curve)))
-            os.replace(tmp, path)  # atomic: a worker never reads half a file
-        except OSError:
-            pass  # no writable cache folder: the run is simply not kept
-    return curve
-
-
-def silent(model: Any) -> Any:
-    """The model with a logger that writes nowhere: SB3's default one makes an empty SB3-<time> folder in
-    the temp directory at every learn() call, even at verbose 0 (hundreds per run)."""
-    from stable_baselines3.common.logger import Logger
-
-    model.set_logger(Logger(folder=None, output_formats=[]))
-    return model
-
-
 class _Greedy:
     """A frozen copy of an SB3 policy acting greedily (argmax of Q-values or of the action logits, what
     SB3's predict(deterministic=True) returns) without predict's per-call overhead; a class, not a
@@ -277,34 +175,6 @@ class _Greedy:
             latent = frozen.mlp_extractor.forward_actor(frozen.extract_features(x, frozen.pi_features_extractor))
             return frozen.action_net(latent).argmax(1).numpy()
 
-
-_greedy = _Greedy
-
-
-def checkpoint_callback(budget: int, every: int, window: int, freeze: Callable[[Any], Any] = _greedy,
-                        solved_level: float = SOLVED) -> Any:
-    """An SB3 callback that keeps `freeze(policy)` every `every` env steps and stops training at the
-    budget or once its last `window` training episodes average the solved level."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class Checkpoints(BaseCallback):
-        """Keeps a frozen copy every `every` env steps; stops at the budget or when training episodes say solved."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.points: list[tuple[int, Policy]] = []
-            self.mark = every
-
-        def _on_step(self) -> bool:
-            t = self.num_timesteps
-            if t >= self.mark:
-                self.points.append((t, freeze(self.model.policy)))
-                self.mark = (t // every + 1) * every
-            recent = [e["r"] for e in list(self.model.ep_info_buffer)[-window:]]
-            solved = window > 0 and len(recent) >= window and float(np.mean(recent)) >= solved_level
-            return t < budget and not solved
-
-    return Checkpoints()
 
 
 def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -> Curve:
@@ -339,11 +209,11 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     gradient_steps=z["gradient_steps"], exploration_fraction=z["exploration_fraction"],
                     exploration_final_eps=z["exploration_final_eps"], policy_kwargs={"net_arch": z["net_arch"]},
                     seed=seed, device="cpu", verbose=0)
-    checkpoints = checkpoint_callback(setting.budget, every, window)
+    checkpoints = checkpoint_callback(setting.budget, every, window, _Greedy, SOLVED)
     silent(model).learn(total_timesteps=horizon, callback=checkpoints)
     points = list(checkpoints.points)
     if not points or points[-1][0] != model.num_timesteps:
-        points.append((int(model.num_timesteps), _greedy(model.policy)))
+        points.append((int(model.num_timesteps), _Greedy(model.policy)))
     env.close()
     return Curve(tuple(points))
 
@@ -352,7 +222,7 @@ def deep_run(algo: str, setting: Setting, ctx: Context) -> Curve:
     seed, every, window = run_seed(ctx), ctx.profile.eval_every, ctx.profile.stop_window
     zoo = {"ppo": ZOO_PPO, "dqn": ZOO_DQN}[algo]
     # the schedules run over max(zoo steps, cap): below the zoo's steps the run does not depend on its cap
-    key = (algo, seed, every, window, max(zoo["n_timesteps"], setting.budget), code_key())
+    key = (algo, seed, every, window, max(zoo["n_timesteps"], setting.budget), code_key(sys.modules[__name__]))
     return remembered_run(f"cartpole-{algo}", key, setting.budget,
                           lambda cap: train_sb3(algo, Setting(setting.env_id, cap), seed, every, window))
 

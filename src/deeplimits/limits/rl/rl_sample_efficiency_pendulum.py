@@ -23,7 +23,7 @@ Setup: gymnasium Pendulum-v1 (200-step episodes, no termination; solved level �
     averages ≥ −200, and the last one. Each deep run's seed depends on the contender and the seed index
     only, so the runs at the different budgets are the same run cut at different caps: each run is
     kept on disk and the smaller caps and the budget check's reruns are served from it
-    (`rl_sample_efficiency.remembered_run`; a test checks that a cut run equals a run trained to that cap).
+    (`runs.remembered_run`; a test checks that a cut run equals a run trained to that cap).
 Deep contender: Stable-Baselines3 2.x, CPU, one torch thread, no logging, with rl-baselines3-zoo's tuned
     hyperparameters for Pendulum-v1 (hyperparams/sac.yml and ppo.yml): SAC (lr 1e-3, SB3 defaults
     otherwise) and PPO (4 vectorised envs, gSDE). A learner stops on its own when it is sure it is
@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from deeplimits.limits.rl.rl_sample_efficiency import (
+from deeplimits.limits.rl.runs import (
     Curve,
     Setting,
     checkpoint_callback,
@@ -173,8 +173,6 @@ class _Deterministic:
         return self.frozen.predict(np.asarray(obs, dtype=np.float32), deterministic=True)[0]
 
 
-_deterministic = _Deterministic
-
 
 def confident_stop(eval_env: Any, episodes: int, every: int) -> Any:
     """An SB3 callback: every `every` env steps the learner plays `episodes` deterministic episodes on its own
@@ -222,7 +220,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, stop_episodes:
         env = make_vec_env(setting.env_id, n_envs=1, seed=seed)
         model = SAC("MlpPolicy", env, learning_rate=z["learning_rate"], seed=seed, device="cpu", verbose=0)
     horizon = max(z["n_timesteps"], setting.budget)  # constant schedules: only the cap matters
-    callbacks = [checkpoint_callback(setting.budget, every, 0, _deterministic, SOLVED)]
+    callbacks = [checkpoint_callback(setting.budget, every, 0, _Deterministic, SOLVED)]
     eval_env = None
     if stop_episodes > 0:
         eval_env = make_vec_env(setting.env_id, n_envs=4, seed=seed + 1)  # the learner's own starts
@@ -230,7 +228,7 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, stop_episodes:
     silent(model).learn(total_timesteps=horizon, callback=CallbackList(callbacks))
     points = list(callbacks[0].points)
     if not points or points[-1][0] != model.num_timesteps:
-        points.append((int(model.num_timesteps), _deterministic(model.policy)))
+        points.append((int(model.num_timesteps), _Deterministic(model.policy)))
     env.close()
     if eval_env is not None:
         eval_env.close()

@@ -65,18 +65,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from deeplimits.datasets import cache_dir
+from deeplimits.limits.rl import rl_sample_efficiency
 from deeplimits.limits.rl.rl_sample_efficiency import (
     ENV_ID,
     RANDOM_RETURN,
     SOLVED,
     ZOO_A2C,
     ZOO_PPO,
-    Policy,
-    Setting,
-    code_key,
     episode_returns,
     train_sb3,
 )
+from deeplimits.limits.rl.runs import Policy, Setting, code_key
 from deeplimits.probe import (
     Contender,
     Context,
@@ -213,7 +212,7 @@ def _run(algo: str, env_id: str, steps: int, seed: int, window: int) -> Policy:
         memory = joblib.Memory(cache_dir() / "rl_seed_variance", verbose=0)
     except OSError:  # no writable cache folder: train without one
         return _train_run(algo, env_id, steps, seed, window, 0)
-    return memory.cache(_train_run)(algo, env_id, steps, seed, window, code_key())
+    return memory.cache(_train_run)(algo, env_id, steps, seed, window, code_key(rl_sample_efficiency))
 
 
 def train_pool(algo: str, spec: PoolSpec, ctx: Context) -> tuple[Policy, ...]:
