@@ -141,13 +141,13 @@ def test_remedy_reports_the_same_runs_as_the_deep_arm() -> None:
 
 def test_a_run_is_a_pure_function_of_its_seed_so_the_disk_memo_is_safe(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DEEPLIMITS_CACHE", str(tmp_path))
-    fresh = sv._train_run("ppo", se.ENV_ID, 300, 7, 10, 0)
+    fresh = se.train_sb3("ppo", se.Setting(se.ENV_ID, 300), 7, every=301, window=10).points[-1][1]
     sv._run.cache_clear()
     trained = sv._run("ppo", se.ENV_ID, 300, 7, 10)  # trains and keeps it on disk
     sv._run.cache_clear()
     loaded = sv._run("ppo", se.ENV_ID, 300, 7, 10)  # read back from disk
     sv._run.cache_clear()
-    assert any((tmp_path / "rl_seed_variance").rglob("output.pkl"))
+    assert list((tmp_path / "rl_runs").glob("seed-variance-ppo-*.pkl"))
     for other in (trained, loaded):
         for (name, a), b in zip(fresh.frozen.state_dict().items(), other.frozen.state_dict().values()):
             assert torch.equal(a, b), name

@@ -72,12 +72,11 @@ from deeplimits.limits.rl.runs import (
     Curve,
     Policy,
     Setting,
-    checkpoint_callback,
     code_key,
+    learn_curve,
     remembered_run,
     run_seed,
     score_curve,
-    silent,
 )
 from deeplimits.probe import (
     Contender,
@@ -188,7 +187,6 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
     torch.set_num_threads(1)
     if algo == "ppo":
         z = ZOO_PPO
-        horizon = max(z["n_timesteps"], setting.budget)  # schedules run over the zoo's n_timesteps
         env = make_vec_env(setting.env_id, n_envs=z["n_envs"], seed=seed)
         model = PPO("MlpPolicy", env, n_steps=z["n_steps"], batch_size=z["batch_size"], gae_lambda=z["gae_lambda"],
                     gamma=z["gamma"], n_epochs=z["n_epochs"], ent_coef=z["ent_coef"],
@@ -196,12 +194,10 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     clip_range=LinearSchedule(z["clip_range"], 0.0, 1.0), seed=seed, device="cpu", verbose=0)
     elif algo == "a2c":
         z = ZOO_A2C
-        horizon = max(z["n_timesteps"], setting.budget)
         env = make_vec_env(setting.env_id, n_envs=z["n_envs"], seed=seed)
         model = A2C("MlpPolicy", env, ent_coef=z["ent_coef"], seed=seed, device="cpu", verbose=0)
     else:
         z = ZOO_DQN
-        horizon = max(z["n_timesteps"], setting.budget)
         env = make_vec_env(setting.env_id, n_envs=1, seed=seed)
         model = DQN("MlpPolicy", env, learning_rate=z["learning_rate"], batch_size=z["batch_size"],
                     buffer_size=z["buffer_size"], learning_starts=z["learning_starts"], gamma=z["gamma"],
@@ -209,13 +205,10 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, window: int) -
                     gradient_steps=z["gradient_steps"], exploration_fraction=z["exploration_fraction"],
                     exploration_final_eps=z["exploration_final_eps"], policy_kwargs={"net_arch": z["net_arch"]},
                     seed=seed, device="cpu", verbose=0)
-    checkpoints = checkpoint_callback(setting.budget, every, window, _Greedy, SOLVED)
-    silent(model).learn(total_timesteps=horizon, callback=checkpoints)
-    points = list(checkpoints.points)
-    if not points or points[-1][0] != model.num_timesteps:
-        points.append((int(model.num_timesteps), _Greedy(model.policy)))
+    horizon = max(z["n_timesteps"], setting.budget)  # schedules run over the zoo's n_timesteps
+    curve = learn_curve(model, horizon, setting.budget, every, _Greedy, SOLVED, window)
     env.close()
-    return Curve(tuple(points))
+    return curve
 
 
 def deep_run(algo: str, setting: Setting, ctx: Context) -> Curve:

@@ -68,12 +68,11 @@ import numpy as np
 from deeplimits.limits.rl.runs import (
     Curve,
     Setting,
-    checkpoint_callback,
     code_key,
+    learn_curve,
     remembered_run,
     run_seed,
     score_curve,
-    silent,
 )
 from deeplimits.probe import (
     Contender,
@@ -204,7 +203,6 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, stop_episodes:
     env steps and at the end; it stops early once its own evaluation (`confident_stop`) is sure it is solved."""
     import torch
     from stable_baselines3 import PPO, SAC
-    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.env_util import make_vec_env
 
     torch.set_num_threads(1)
@@ -220,19 +218,13 @@ def train_sb3(algo: str, setting: Setting, seed: int, every: int, stop_episodes:
         env = make_vec_env(setting.env_id, n_envs=1, seed=seed)
         model = SAC("MlpPolicy", env, learning_rate=z["learning_rate"], seed=seed, device="cpu", verbose=0)
     horizon = max(z["n_timesteps"], setting.budget)  # constant schedules: only the cap matters
-    callbacks = [checkpoint_callback(setting.budget, every, 0, _Deterministic, SOLVED)]
-    eval_env = None
-    if stop_episodes > 0:
-        eval_env = make_vec_env(setting.env_id, n_envs=4, seed=seed + 1)  # the learner's own starts
-        callbacks.append(confident_stop(eval_env, stop_episodes, every))
-    silent(model).learn(total_timesteps=horizon, callback=CallbackList(callbacks))
-    points = list(callbacks[0].points)
-    if not points or points[-1][0] != model.num_timesteps:
-        points.append((int(model.num_timesteps), _Deterministic(model.policy)))
+    eval_env = make_vec_env(setting.env_id, n_envs=4, seed=seed + 1) if stop_episodes > 0 else None  # its own starts
+    stop = (confident_stop(eval_env, stop_episodes, every),) if eval_env is not None else ()
+    curve = learn_curve(model, horizon, setting.budget, every, _Deterministic, SOLVED, also=stop)
     env.close()
     if eval_env is not None:
         eval_env.close()
-    return Curve(tuple(points))
+    return curve
 
 
 def deep_run(algo: str, setting: Setting, ctx: Context) -> Curve:

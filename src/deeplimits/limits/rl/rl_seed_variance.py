@@ -29,10 +29,10 @@ Setup: gymnasium CartPole-v1. A trial trains a pool of `runs` runs of one agent 
     PPO, whose zoo run solves at about 16,000; the budget check's 12,000 stays unsolved too), seeded by
     the agent, the trial's seed index and the run index only, so the pool is the same at every knob
     value and for the remedy, which reports PPO's runs. Each run is trained once and kept on disk
-    (joblib.Memory in the deeplimits cache folder, keyed by the training code and library versions):
-    every knob value, the remedy and every worker process reuse it. The quick profile is cut by cost:
-    the budget check retrains every pool at 4× the steps, so 5 pools of 10 runs is what fits in 5
-    minutes on 2 cores. The probe evaluates each run's final greedy policy on `eval_episodes` episodes
+    (`runs.remembered_run` in the deeplimits cache folder, keyed by the training code and library
+    versions): every knob value, the remedy and every worker process reuse it. The quick profile is cut
+    by cost: the budget check retrains every pool at 4× the steps, so 5 pools of 10 runs is what fits in
+    5 minutes on 2 cores. The probe evaluates each run's final greedy policy on `eval_episodes` episodes
     only it knows and normalises the mean return as rliable does, (R − 22.8) / (475 − 22.8): a random
     policy scores 0, the solved level 1. Then `papers` resampled "papers": two groups of n runs drawn
     with replacement from the pool (the pool stands for the agent's distribution of outcomes, so n may
@@ -64,7 +64,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deeplimits.datasets import cache_dir
 from deeplimits.limits.rl import rl_sample_efficiency
 from deeplimits.limits.rl.rl_sample_efficiency import (
     ENV_ID,
@@ -75,7 +74,7 @@ from deeplimits.limits.rl.rl_sample_efficiency import (
     episode_returns,
     train_sb3,
 )
-from deeplimits.limits.rl.runs import Policy, Setting, code_key
+from deeplimits.limits.rl.runs import Policy, Setting, code_key, remembered_run
 from deeplimits.probe import (
     Contender,
     Context,
@@ -196,23 +195,14 @@ def score(task: Task, pool: Pool, ctx: Context) -> dict[str, float]:
 
 
 # --- contenders: a pool of SB3 runs, reported two ways -----------------------------------------
-def _train_run(algo: str, env_id: str, steps: int, seed: int, window: int, code: int) -> Policy:
-    """One run's final greedy policy (`code` names the training code and library versions: a cache key only)."""
-    curve = train_sb3(algo, Setting(env_id, steps), seed, every=steps + 1, window=window)
-    return curve.points[-1][1]
-
-
 @functools.lru_cache(maxsize=512)
 def _run(algo: str, env_id: str, steps: int, seed: int, window: int) -> Policy:
     # a run is a pure function of its arguments (CPU, one thread): every knob value, the remedy, the worker processes
-    # and later runs share it through joblib's disk memo (an in-process cache alone trained each pool once per worker)
-    import joblib
-
-    try:
-        memory = joblib.Memory(cache_dir() / "rl_seed_variance", verbose=0)
-    except OSError:  # no writable cache folder: train without one
-        return _train_run(algo, env_id, steps, seed, window, 0)
-    return memory.cache(_train_run)(algo, env_id, steps, seed, window, code_key(rl_sample_efficiency))
+    # and later runs share it through the RL runs kept on disk (an in-process cache trained each pool once per worker)
+    key = (algo, env_id, steps, seed, window, code_key(rl_sample_efficiency))
+    curve = remembered_run(f"seed-variance-{algo}", key, steps,
+                           lambda cap: train_sb3(algo, Setting(env_id, cap), seed, every=cap + 1, window=window))
+    return curve.points[-1][1]
 
 
 def train_pool(algo: str, spec: PoolSpec, ctx: Context) -> tuple[Policy, ...]:
@@ -287,6 +277,6 @@ PROBE = Probe(
                       f"{p.papers} resampled reports, improvement margin δ = {DELTA}"),
     budget_fields=("steps",),
     fit=None,  # the spread of outcomes is the claim: there is no training set to fit
-    requires=("gymnasium", "stable_baselines3", "rliable", "scipy", "joblib"),
+    requires=("gymnasium", "stable_baselines3", "rliable", "scipy"),
     extra="rl",
 )

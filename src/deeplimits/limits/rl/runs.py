@@ -152,3 +152,17 @@ def checkpoint_callback(budget: int, every: int, window: int, freeze: Callable[[
             return t < budget and not solved
 
     return Checkpoints()
+
+
+def learn_curve(model: Any, horizon: int, budget: int, every: int, freeze: Callable[[Any], Any], solved_level: float,
+                window: int = 0, also: tuple[Any, ...] = ()) -> Curve:
+    """Train an SB3 `model` (logger silenced) up to `budget` env steps, schedules over `horizon`: a frozen
+    checkpoint every `every` steps and at its end (`checkpoint_callback`), then any callbacks in `also`."""
+    from stable_baselines3.common.callbacks import CallbackList
+
+    checkpoints = checkpoint_callback(budget, every, window, freeze, solved_level)
+    silent(model).learn(total_timesteps=horizon, callback=CallbackList([checkpoints, *also]))
+    points = list(checkpoints.points)
+    if not points or points[-1][0] != model.num_timesteps:
+        points.append((int(model.num_timesteps), freeze(model.policy)))
+    return Curve(tuple(points))
